@@ -1,0 +1,232 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Trigger says what started an execution.
+// +kubebuilder:validation:Enum=http;schedule;event
+type Trigger string
+
+const (
+	TriggerHTTP     Trigger = "http"
+	TriggerSchedule Trigger = "schedule"
+	TriggerEvent    Trigger = "event"
+)
+
+// ExecutionPhase is the Appwrite execution status.
+// +kubebuilder:validation:Enum=scheduled;waiting;processing;completed;failed
+type ExecutionPhase string
+
+const (
+	PhaseScheduled  ExecutionPhase = "scheduled"
+	PhaseWaiting    ExecutionPhase = "waiting"
+	PhaseProcessing ExecutionPhase = "processing"
+	PhaseCompleted  ExecutionPhase = "completed"
+	PhaseFailed     ExecutionPhase = "failed"
+)
+
+// IsFinished reports whether the phase is final.
+func (p ExecutionPhase) IsFinished() bool { return p == PhaseCompleted || p == PhaseFailed }
+
+// MaxBodyBytes bounds the request body: it travels to the function in an
+// environment variable, and Linux caps one at 128 KiB.
+const MaxBodyBytes = 102400
+
+// ExecutionSpec is one request to run a function. It cannot change once created.
+// +kubebuilder:validation:XValidation:rule="!(has(self.data) && has(self.body))",message="data (Appwrite 1.0) and body (Appwrite 1.4+) are alternatives: set one"
+type ExecutionSpec struct {
+	// FunctionName is the Function, in the same namespace, to run.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	FunctionName string `json:"functionName"`
+
+	// Trigger says what started the execution.
+	// +kubebuilder:default=http
+	// +optional
+	Trigger Trigger `json:"trigger,omitempty"`
+
+	// Data is the request payload in Appwrite 1.0 form.
+	// +kubebuilder:validation:MaxLength=8192
+	// +optional
+	Data string `json:"data,omitempty"`
+
+	// Body is the request body in Appwrite 1.4+ form.
+	// +kubebuilder:validation:MaxLength=102400
+	// +optional
+	Body string `json:"body,omitempty"`
+
+	// Method is the HTTP method of the request (Appwrite 1.4+).
+	// +kubebuilder:validation:Enum=GET;POST;PUT;PATCH;DELETE;OPTIONS;HEAD
+	// +optional
+	Method string `json:"method,omitempty"`
+
+	// Path is the request path, with its query string (Appwrite 1.4+).
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// Headers of the request (Appwrite 1.4+).
+	// +kubebuilder:validation:MaxProperties=100
+	// +optional
+	Headers map[string]string `json:"headers,omitempty"`
+
+	// Async executions are answered at once; the caller polls for the result.
+	// +optional
+	Async bool `json:"async,omitempty"`
+
+	// Event is the name of the system event that triggered the execution.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Event string `json:"event,omitempty"`
+
+	// EventData is the event's payload, usually JSON.
+	// +kubebuilder:validation:MaxLength=65536
+	// +optional
+	EventData string `json:"eventData,omitempty"`
+
+	// UserID is the Appwrite user the execution runs for; empty for guests and API keys.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	UserID string `json:"userId,omitempty"`
+
+	// JWTSecretName names a Secret holding the caller's JWT under the key
+	// "jwt". The Execution takes ownership of it so it goes away with the
+	// Execution; the token never appears in the Execution or the Job.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	JWTSecretName string `json:"jwtSecretName,omitempty"`
+}
+
+// Execution condition types and reasons.
+const (
+	// ExecutionSucceeded is Unknown while the execution runs, True when it
+	// completed and False when it failed.
+	ExecutionSucceeded = "Succeeded"
+
+	ReasonWaiting          = "Waiting"
+	ReasonProcessing       = "Processing"
+	ReasonCompleted        = "Completed"
+	ReasonFunctionFailed   = "FunctionFailed"
+	ReasonTimedOut         = "TimedOut"
+	ReasonFunctionNotFound = "FunctionNotFound"
+	ReasonFunctionDisabled = "FunctionDisabled"
+	ReasonFunctionNotReady = "FunctionNotReady"
+	ReasonPodLost          = "PodLost"
+	ReasonJobLost          = "JobLost"
+	ReasonNoResult         = "NoResult"
+	ReasonPodFailed        = "PodFailed"
+	ReasonSecretNotFound   = "SecretNotFound"
+)
+
+// ExecutionStatus is the Appwrite execution record.
+type ExecutionStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Status is the Appwrite execution status.
+	// +optional
+	Status ExecutionPhase `json:"status,omitempty"`
+
+	// StatusCode is the HTTP status of the function's response.
+	// +optional
+	StatusCode int32 `json:"statusCode,omitempty"`
+
+	// Response is the function's response body.
+	// +optional
+	Response string `json:"response,omitempty"`
+
+	// Stdout is what the function printed on standard output.
+	// +optional
+	Stdout string `json:"stdout,omitempty"`
+
+	// Stderr is what the function printed on standard error.
+	// +optional
+	Stderr string `json:"stderr,omitempty"`
+
+	// Truncated lists the fields (response, stdout, stderr) that were cut
+	// to keep the object small.
+	// +optional
+	Truncated []string `json:"truncated,omitempty"`
+
+	// Duration of the function's run, in seconds.
+	// +optional
+	Duration float64 `json:"duration,omitempty"`
+
+	// StartTime is when the function started running.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// CompletionTime is when the execution finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// JobName is the Job that runs the execution.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+
+	// PodName is the pod the function ran in.
+	// +optional
+	PodName string `json:"podName,omitempty"`
+
+	// ExitCode of the function's process.
+	// +optional
+	ExitCode *int32 `json:"exitCode,omitempty"`
+
+	// Reason is a CamelCase word for why the execution is in its status.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// Message explains the reason to a person.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// Conditions: Succeeded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=exec;execs,categories=kfn
+// +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable"
+// +kubebuilder:printcolumn:name="Function",type=string,JSONPath=`.spec.functionName`
+// +kubebuilder:printcolumn:name="Trigger",type=string,JSONPath=`.spec.trigger`,priority=1
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.status`
+// +kubebuilder:printcolumn:name="Code",type=integer,JSONPath=`.status.statusCode`
+// +kubebuilder:printcolumn:name="Duration",type=number,JSONPath=`.status.duration`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// Execution is one run of a Function and its record.
+type Execution struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ExecutionSpec   `json:"spec"`
+	Status ExecutionStatus `json:"status,omitempty"`
+}
+
+// RequestBody is the payload handed to the function, whichever API shape set it.
+func (e *Execution) RequestBody() string {
+	if e.Spec.Body != "" {
+		return e.Spec.Body
+	}
+	return e.Spec.Data
+}
+
+// +kubebuilder:object:root=true
+
+// ExecutionList contains a list of Execution.
+type ExecutionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Execution `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Execution{}, &ExecutionList{})
+}

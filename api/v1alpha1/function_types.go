@@ -1,0 +1,228 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// FunctionSpec describes the code to run and how executions of it behave.
+// +kubebuilder:validation:XValidation:rule="has(self.runtime) != has(self.image)",message="exactly one of runtime or image must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.timeZone) || has(self.schedule)",message="timeZone needs a schedule"
+type FunctionSpec struct {
+	// Runtime names an entry of the runtime catalog the operator is
+	// configured with (for example "node-20"); the catalog supplies the
+	// image and the command the entrypoint is appended to.
+	// +optional
+	Runtime string `json:"runtime,omitempty"`
+
+	// Image is the container image the code runs in, when no runtime is used.
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Command overrides the command the function runs. With a runtime it
+	// replaces the catalog command and entrypoint; with an image and no
+	// command, the command is the entrypoint alone.
+	// +optional
+	Command []string `json:"command,omitempty"`
+
+	// Entrypoint is the file that starts the function, relative to the code
+	// folder (/kfn/code), for example "index.js".
+	// +optional
+	Entrypoint string `json:"entrypoint,omitempty"`
+
+	// Code is where the function's source comes from. Without it the code
+	// is expected to be baked into the image.
+	// +optional
+	Code *CodeSource `json:"code,omitempty"`
+
+	// Timeout is the longest an execution may run, in seconds.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=900
+	// +kubebuilder:default=15
+	// +optional
+	Timeout int32 `json:"timeout,omitempty"`
+
+	// Variables are passed to the function as environment variables.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=100
+	// +optional
+	Variables []Variable `json:"variables,omitempty"`
+
+	// Execute lists the Appwrite roles allowed to execute the function over
+	// HTTP: any, guests, users, user:ID, team:ID, team:ID/ROLE, member:ID
+	// (user and users may end in /verified or /unverified). Empty means only
+	// API keys may execute it.
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:items:Pattern=`^(any|guests|users(/(verified|unverified))?|user:[A-Za-z0-9._-]{1,36}(/(verified|unverified))?|team:[A-Za-z0-9._-]{1,36}(/[A-Za-z0-9._-]{1,36})?|member:[A-Za-z0-9._-]{1,36})$`
+	// +optional
+	Execute []string `json:"execute,omitempty"`
+
+	// Events are the system events that trigger an execution, in Appwrite
+	// form such as "functions.*.executions.*.create".
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=256
+	// +optional
+	Events []string `json:"events,omitempty"`
+
+	// Schedule is a cron expression (five fields) that triggers executions.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+
+	// TimeZone is the IANA time zone the schedule is read in; UTC if empty.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+
+	// Enabled functions accept executions; disabled ones fail new ones.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// Logging keeps stdout and stderr in the execution records.
+	// +kubebuilder:default=true
+	// +optional
+	Logging *bool `json:"logging,omitempty"`
+
+	// Resources of the function container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// ServiceAccountName runs the pod under this service account. Its token
+	// is only mounted when AutomountServiceAccountToken is true.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// AutomountServiceAccountToken mounts the service account token into
+	// the function pod. Off by default: functions do not talk to the
+	// Kubernetes API unless asked to.
+	// +optional
+	AutomountServiceAccountToken *bool `json:"automountServiceAccountToken,omitempty"`
+
+	// SuccessfulExecutionsHistoryLimit is how many completed executions are
+	// kept; older ones are deleted.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=100
+	// +optional
+	SuccessfulExecutionsHistoryLimit *int32 `json:"successfulExecutionsHistoryLimit,omitempty"`
+
+	// FailedExecutionsHistoryLimit is how many failed executions are kept.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=100
+	// +optional
+	FailedExecutionsHistoryLimit *int32 `json:"failedExecutionsHistoryLimit,omitempty"`
+}
+
+// CodeSource names where the function's files come from; at most one field is set.
+// +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) == 1",message="exactly one of inline, secretRef or configMapRef must be set"
+type CodeSource struct {
+	// Inline maps file names to their contents. The operator stores them in
+	// a Secret the Function owns.
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[-._a-zA-Z0-9]{1,253}$'))",message="file names may only hold letters, digits, '-', '_' and '.'"
+	// +optional
+	Inline map[string]string `json:"inline,omitempty"`
+
+	// SecretRef mounts the keys of an existing Secret as the code files.
+	// +optional
+	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
+
+	// ConfigMapRef mounts the keys of an existing ConfigMap as the code files.
+	// +optional
+	ConfigMapRef *corev1.LocalObjectReference `json:"configMapRef,omitempty"`
+}
+
+// Variable is one environment variable of the function.
+// +kubebuilder:validation:XValidation:rule="has(self.value) != has(self.valueFrom)",message="exactly one of value or valueFrom must be set"
+type Variable struct {
+	// Name of the environment variable. Names starting with
+	// APPWRITE_FUNCTION_ or KFN_ are reserved for the execution's own.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_]*$`
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('APPWRITE_FUNCTION_') && !self.startsWith('KFN_')",message="names starting with APPWRITE_FUNCTION_ or KFN_ are reserved"
+	// +kubebuilder:validation:MaxLength=256
+	Name string `json:"name"`
+
+	// Value is a plain value.
+	// +optional
+	Value *string `json:"value,omitempty"`
+
+	// ValueFrom takes the value from a key of a Secret.
+	// +optional
+	ValueFrom *VariableSource `json:"valueFrom,omitempty"`
+}
+
+// VariableSource selects where a variable's value comes from.
+type VariableSource struct {
+	// SecretKeyRef selects a key of a Secret in the Function's namespace.
+	SecretKeyRef corev1.SecretKeySelector `json:"secretKeyRef"`
+}
+
+// Function condition types and reasons.
+const (
+	// FunctionReady tells whether new executions of the function can run.
+	FunctionReady = "Ready"
+
+	ReasonReady           = "Ready"
+	ReasonDisabled        = "Disabled"
+	ReasonRuntimeUnknown  = "RuntimeUnknown"
+	ReasonCodeNotFound    = "CodeNotFound"
+	ReasonCodeSyncFailed  = "CodeSyncFailed"
+	ReasonInvalidSchedule = "InvalidSchedule"
+	ReasonNoCommand       = "NoCommand"
+)
+
+// FunctionStatus is the observed state of a Function.
+type FunctionStatus struct {
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Image is the image executions run, resolved from the runtime catalog.
+	// +optional
+	Image string `json:"image,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=fn;fns,categories=kfn
+// +kubebuilder:printcolumn:name="Runtime",type=string,JSONPath=`.spec.runtime`
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// Function is code that runs on demand, on a schedule or on events.
+type Function struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   FunctionSpec   `json:"spec,omitempty"`
+	Status FunctionStatus `json:"status,omitempty"`
+}
+
+// IsEnabled reports whether the function accepts executions.
+func (f *Function) IsEnabled() bool { return f.Spec.Enabled == nil || *f.Spec.Enabled }
+
+// LoggingEnabled reports whether stdout and stderr are kept.
+func (f *Function) LoggingEnabled() bool { return f.Spec.Logging == nil || *f.Spec.Logging }
+
+// +kubebuilder:object:root=true
+
+// FunctionList contains a list of Function.
+type FunctionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Function `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Function{}, &FunctionList{})
+}

@@ -1,0 +1,366 @@
+package controllers
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+func TestExecutionCreatesRestrictedJob(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	g.Expect(k8s.Create(bg, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "api-keys", Namespace: ns},
+		StringData: map[string]string{"key": "s3cret"},
+	})).To(Succeed())
+	fn := createFunction(t, ns, "hello", func(fn *fnv1.Function) {
+		fn.Spec.Command = []string{"sh"}
+		fn.Spec.Entrypoint = "main.sh"
+		fn.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"main.sh": "echo hi > $KFN_RESPONSE_FILE"}}
+		fn.Spec.Timeout = 7
+		fn.Spec.Variables = []fnv1.Variable{
+			{Name: "GREETING", Value: ptr.To("hi")},
+			{Name: "API_KEY", ValueFrom: &fnv1.VariableSource{SecretKeyRef: corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "api-keys"}, Key: "key"}}},
+		}
+	})
+	createExecution(t, ns, "run-1", fn.Name, func(e *fnv1.Execution) {
+		e.Spec.UserID = "user-42"
+	})
+
+	job := waitForJob(t, ns, "run-1")
+	exec := waitForStatus(t, ns, "run-1", fnv1.PhaseWaiting)
+	g.Expect(exec.Status.JobName).To(Equal(job.Name))
+	g.Expect(metav1.IsControlledBy(job, exec)).To(BeTrue(), "the Job is controlled by its Execution")
+	g.Expect(exec.OwnerReferences).To(ContainElement(HaveField("UID", fn.UID)), "the Execution is owned by its Function")
+	g.Expect(condition(exec.Status.Conditions, fnv1.ExecutionSucceeded)).To(And(
+		HaveField("Status", metav1.ConditionUnknown), HaveField("Reason", fnv1.ReasonWaiting),
+		HaveField("ObservedGeneration", exec.Generation)))
+
+	spec := job.Spec
+	g.Expect(spec.BackoffLimit).To(Equal(ptr.To[int32](0)))
+	g.Expect(spec.ActiveDeadlineSeconds).To(Equal(ptr.To(int64(7) + int64(testStartupGrace/time.Second))))
+	pod := spec.Template.Spec
+	g.Expect(pod.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
+	g.Expect(pod.AutomountServiceAccountToken).To(Equal(ptr.To(false)))
+	g.Expect(pod.SecurityContext.RunAsNonRoot).To(Equal(ptr.To(true)))
+	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+	g.Expect(pod.InitContainers).To(HaveLen(1))
+	g.Expect(pod.InitContainers[0].Image).To(Equal(testRunnerImage))
+	g.Expect(pod.Containers).To(HaveLen(1))
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		sc := c.SecurityContext
+		g.Expect(sc.AllowPrivilegeEscalation).To(Equal(ptr.To(false)), c.Name)
+		g.Expect(sc.Capabilities.Drop).To(Equal([]corev1.Capability{"ALL"}), c.Name)
+		g.Expect(sc.ReadOnlyRootFilesystem).To(Equal(ptr.To(true)), c.Name)
+		g.Expect(sc.RunAsNonRoot).To(Equal(ptr.To(true)), c.Name)
+		g.Expect(sc.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault), c.Name)
+	}
+	main := pod.Containers[0]
+	g.Expect(main.Image).To(Equal("busybox:test"))
+	g.Expect(main.Command).To(Equal([]string{runnerPath, "run", "--", "sh", "main.sh"}))
+	g.Expect(main.WorkingDir).To(Equal(codeMount))
+	for name, want := range map[string]string{
+		"APPWRITE_FUNCTION_ID": "hello", "APPWRITE_FUNCTION_NAME": "hello", "APPWRITE_FUNCTION_TRIGGER": "http",
+		"APPWRITE_FUNCTION_DATA": "hello data", "APPWRITE_FUNCTION_EVENT": "", "APPWRITE_FUNCTION_EVENT_DATA": "",
+		"APPWRITE_FUNCTION_USER_ID": "user-42", "APPWRITE_FUNCTION_PROJECT_ID": ns,
+		"APPWRITE_FUNCTION_EXECUTION_ID": "run-1", "KFN_TIMEOUT": "7", "GREETING": "hi",
+	} {
+		g.Expect(envValue(main.Env, name)).To(HaveField("Value", want), name)
+	}
+	g.Expect(envValue(main.Env, "API_KEY").ValueFrom.SecretKeyRef.Name).To(Equal("api-keys"))
+	g.Expect(envValue(main.Env, "APPWRITE_FUNCTION_JWT")).To(BeNil(), "no JWT without a caller JWT")
+
+	// The inline code lives in a Secret the Function controls, mounted read-only.
+	code := &corev1.Secret{}
+	g.Eventually(func() error {
+		return k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: "hello-code"}, code)
+	}, eventually, poll).Should(Succeed())
+	g.Expect(code.Data).To(HaveKeyWithValue("main.sh", []byte("echo hi > $KFN_RESPONSE_FILE")))
+	g.Expect(metav1.IsControlledBy(code, fn)).To(BeTrue())
+	g.Expect(pod.Volumes).To(ContainElement(HaveField("VolumeSource.Secret.SecretName", "hello-code")))
+
+	g.Eventually(func() []string { return eventReasons(t, ns, "run-1") }, eventually, poll).Should(ContainElement("JobCreated"))
+}
+
+func TestExecutionLifecycleCapturesResultAndCleansUp(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	job := waitForJob(t, ns, "run")
+	pod := startPod(t, job)
+
+	started := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	setFunctionState(t, pod, corev1.PodRunning, running(started))
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseProcessing)
+	g.Expect(exec.Status.PodName).To(Equal(pod.Name))
+	g.Expect(exec.Status.StartTime.Time).To(BeTemporally("==", started))
+
+	res := result(201, `{"ok":true}`, "some output\n", "a warning\n")
+	setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, res))
+	exec = waitForStatus(t, ns, "run", fnv1.PhaseCompleted)
+	g.Expect(exec.Status.StatusCode).To(Equal(int32(201)))
+	g.Expect(exec.Status.Response).To(Equal(`{"ok":true}`))
+	g.Expect(exec.Status.Stdout).To(Equal("some output\n"))
+	g.Expect(exec.Status.Stderr).To(Equal("a warning\n"))
+	g.Expect(exec.Status.Duration).To(Equal(0.25))
+	g.Expect(exec.Status.ExitCode).To(Equal(ptr.To[int32](0)))
+	g.Expect(exec.Status.CompletionTime.Time).To(BeTemporally("==", res.FinishedAt.Truncate(time.Second)), "metav1.Time keeps whole seconds")
+	g.Expect(exec.Status.Truncated).To(BeEmpty())
+	g.Expect(condition(exec.Status.Conditions, fnv1.ExecutionSucceeded)).To(And(
+		HaveField("Status", metav1.ConditionTrue), HaveField("Reason", fnv1.ReasonCompleted)))
+
+	// Finished without waiting for the Job's own Complete condition, and
+	// the Job goes once the record is safe.
+	waitForGone(t, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "run", Namespace: ns}})
+	g.Eventually(func() []string { return eventReasons(t, ns, "run") }, eventually, poll).
+		Should(ContainElements("JobCreated", "Started", fnv1.ReasonCompleted))
+	// The record outlives the Job.
+	g.Consistently(func() fnv1.ExecutionPhase { return getExecution(t, ns, "run").Status.Status }, time.Second, 100*time.Millisecond).
+		Should(Equal(fnv1.PhaseCompleted))
+}
+
+func TestFailingFunctionIsFailedWith500(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	pod := startPod(t, waitForJob(t, ns, "run"))
+
+	res := result(500, "", "", "boom\n")
+	res.ExitCode = 3
+	setFunctionState(t, pod, corev1.PodFailed, terminatedWith(t, res))
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
+	g.Expect(exec.Status.StatusCode).To(Equal(int32(500)))
+	g.Expect(exec.Status.Stderr).To(Equal("boom\n"))
+	g.Expect(exec.Status.ExitCode).To(Equal(ptr.To[int32](3)))
+	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonFunctionFailed))
+	g.Expect(condition(exec.Status.Conditions, fnv1.ExecutionSucceeded)).To(HaveField("Status", metav1.ConditionFalse))
+}
+
+func TestTimedOutFunction(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	pod := startPod(t, waitForJob(t, ns, "run"))
+
+	res := result(500, "", "", "Execution timed out after 5s.\n")
+	res.ExitCode, res.TimedOut = 124, true
+	setFunctionState(t, pod, corev1.PodFailed, terminatedWith(t, res))
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
+	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonTimedOut))
+	g.Expect(exec.Status.StatusCode).To(Equal(int32(500)))
+	g.Expect(exec.Status.Stderr).To(ContainSubstring("timed out"))
+}
+
+func TestJobDeadlineBeforeThePodRanFailsAsTimedOut(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	job := waitForJob(t, ns, "run")
+	pod := startPod(t, job)
+	setFunctionState(t, pod, corev1.PodPending, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+		Reason: "ImagePullBackOff", Message: "Back-off pulling image busybox:test"}})
+	g.Eventually(func() string { return getExecution(t, ns, "run").Status.Message }, eventually, poll).
+		Should(ContainSubstring("ImagePullBackOff"), "the waiting reason is shown while waiting")
+
+	// What the Job controller writes when activeDeadlineSeconds passes.
+	failJob(t, job, batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline")
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
+	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonTimedOut))
+	g.Expect(exec.Status.StatusCode).To(Equal(int32(500)))
+	g.Expect(exec.Status.Stderr).To(And(ContainSubstring("timed out after 5s"), ContainSubstring("ImagePullBackOff")))
+	g.Expect(exec.Status.CompletionTime.Time).To(BeTemporally("==", testClock.Now()))
+}
+
+func TestVanishedPodFailsTheExecution(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	pod := startPod(t, waitForJob(t, ns, "run"))
+	setFunctionState(t, pod, corev1.PodRunning, running(time.Now()))
+	waitForStatus(t, ns, "run", fnv1.PhaseProcessing)
+
+	g.Expect(k8s.Delete(bg, pod, client.GracePeriodSeconds(0))).To(Succeed())
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
+	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonPodLost))
+	g.Expect(exec.Status.Message).To(ContainSubstring(pod.Name))
+	g.Expect(exec.Status.StatusCode).To(Equal(int32(500)))
+	g.Expect(exec.Status.CompletionTime.Time).To(BeTemporally("==", testClock.Now()))
+}
+
+func TestEvictedPodFailsTheExecution(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	pod := startPod(t, waitForJob(t, ns, "run"))
+	setFunctionState(t, pod, corev1.PodRunning, running(time.Now()))
+	waitForStatus(t, ns, "run", fnv1.PhaseProcessing)
+
+	g.Eventually(func() error {
+		if err := k8s.Get(bg, client.ObjectKeyFromObject(pod), pod); err != nil {
+			return err
+		}
+		pod.Status.Phase, pod.Status.Reason, pod.Status.Message = corev1.PodFailed, "Evicted", "The node was low on resource: memory."
+		pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error"}}
+		return k8s.Status().Update(bg, pod)
+	}, eventually, poll).Should(Succeed())
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
+	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonNoResult))
+	g.Expect(exec.Status.Message).To(And(ContainSubstring("exit code 137"), ContainSubstring("Evicted"), ContainSubstring("low on resource")))
+}
+
+func TestDeletedJobFailsTheExecution(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	job := waitForJob(t, ns, "run")
+	waitForStatus(t, ns, "run", fnv1.PhaseWaiting)
+	g.Expect(k8s.Delete(bg, job)).To(Succeed())
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
+	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonJobLost))
+}
+
+func TestLargeResultIsReadFromTheLogAndCapped(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	pod := startPod(t, waitForJob(t, ns, "run"))
+
+	full := result(200, strings.Repeat("r", 10_000), strings.Repeat("o", 200_000)+"THE END", "")
+	line, err := json.Marshal(full)
+	g.Expect(err).NotTo(HaveOccurred())
+	testLogs.set(ns, pod.Name, append(line, '\n'))
+	header := full
+	header.Response, header.Stdout, header.InLog = "", "", true
+	setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, header))
+
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseCompleted)
+	g.Expect(exec.Status.Response).To(Equal(full.Response), "a response within its share is kept whole")
+	g.Expect(exec.Status.Stdout).To(HavePrefix("[WARNING] Logs truncated."))
+	g.Expect(exec.Status.Stdout).To(HaveSuffix("THE END"), "logs keep their tail")
+	g.Expect(len(exec.Status.Response) + len(exec.Status.Stdout) + len(exec.Status.Stderr)).To(BeNumerically("<=", testMaxRecordBytes))
+	g.Expect(exec.Status.Truncated).To(Equal([]string{"stdout"}))
+}
+
+func TestLoggingDisabledDropsStdoutAndStderr(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", func(fn *fnv1.Function) { fn.Spec.Logging = ptr.To(false) })
+	createExecution(t, ns, "run", "fn", nil)
+	pod := startPod(t, waitForJob(t, ns, "run"))
+	setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, result(200, "answer", "secret log", "secret err")))
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseCompleted)
+	g.Expect(exec.Status.Response).To(Equal("answer"))
+	g.Expect(exec.Status.Stdout).To(BeEmpty())
+	g.Expect(exec.Status.Stderr).To(BeEmpty())
+}
+
+func TestExecutionsThatCannotRunFailAtOnce(t *testing.T) {
+	ns := newNamespace(t)
+	createFunction(t, ns, "off", func(fn *fnv1.Function) { fn.Spec.Enabled = ptr.To(false) })
+	createFunction(t, ns, "odd", func(fn *fnv1.Function) {
+		fn.Spec.Image, fn.Spec.Runtime, fn.Spec.Command = "", "cobol-85", nil
+	})
+	for name, tc := range map[string]struct{ function, reason string }{
+		"missing":  {"nope", fnv1.ReasonFunctionNotFound},
+		"disabled": {"off", fnv1.ReasonFunctionDisabled},
+		"unknown":  {"odd", fnv1.ReasonFunctionNotReady},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			createExecution(t, ns, name, tc.function, nil)
+			exec := waitForStatus(t, ns, name, fnv1.PhaseFailed)
+			g.Expect(exec.Status.Reason).To(Equal(tc.reason))
+			g.Expect(exec.Status.StatusCode).To(Equal(int32(500)))
+			g.Expect(exec.Status.Stderr).NotTo(BeEmpty())
+			g.Expect(exec.Status.JobName).To(BeEmpty(), "no Job is made for an execution that cannot run")
+		})
+	}
+}
+
+func TestCallerJWTTravelsOnlyThroughAnOwnedSecret(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	g.Expect(k8s.Create(bg, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "run-jwt", Namespace: ns},
+		StringData: map[string]string{"jwt": "eyJhbGciOi.token"},
+	})).To(Succeed())
+	exec := createExecution(t, ns, "run", "fn", func(e *fnv1.Execution) { e.Spec.JWTSecretName = "run-jwt" })
+	job := waitForJob(t, ns, "run")
+
+	jwt := envValue(job.Spec.Template.Spec.Containers[0].Env, "APPWRITE_FUNCTION_JWT")
+	g.Expect(jwt).NotTo(BeNil())
+	g.Expect(jwt.Value).To(BeEmpty())
+	g.Expect(jwt.ValueFrom.SecretKeyRef).To(And(HaveField("Name", "run-jwt"), HaveField("Key", "jwt")))
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: "run-jwt"}, secret)).To(Succeed())
+	g.Expect(secret.OwnerReferences).To(ContainElement(HaveField("UID", getExecution(t, ns, exec.Name).UID)))
+
+	// Without the Secret the execution fails with a clear reason.
+	createExecution(t, ns, "no-jwt", "fn", func(e *fnv1.Execution) { e.Spec.JWTSecretName = "absent" })
+	failed := waitForStatus(t, ns, "no-jwt", fnv1.PhaseFailed)
+	g.Expect(failed.Status.Reason).To(Equal(fnv1.ReasonSecretNotFound))
+}
+
+func TestDeletingAFunctionDeletesItsExecutionsAndJobs(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	fn := createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	job := waitForJob(t, ns, "run")
+	g.Eventually(func() []metav1.OwnerReference { return getExecution(t, ns, "run").OwnerReferences }, eventually, poll).
+		ShouldNot(BeEmpty())
+
+	g.Expect(k8s.Delete(bg, fn, client.PropagationPolicy(metav1.DeletePropagationBackground))).To(Succeed())
+	waitForGone(t, &fnv1.Execution{ObjectMeta: metav1.ObjectMeta{Name: "run", Namespace: ns}})
+	waitForGone(t, job)
+}
+
+func failJob(t *testing.T, job *batchv1.Job, reason, message string) {
+	t.Helper()
+	g := NewWithT(t)
+	g.Eventually(func() error {
+		if err := k8s.Get(bg, client.ObjectKeyFromObject(job), job); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		if job.Status.StartTime == nil {
+			job.Status.StartTime = &now
+		}
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: reason, Message: message, LastTransitionTime: now},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: reason, Message: message, LastTransitionTime: now},
+		}
+		return k8s.Status().Update(bg, job)
+	}, eventually, poll).Should(Succeed())
+}
+
+func condition(conds []metav1.Condition, typ string) *metav1.Condition {
+	for i := range conds {
+		if conds[i].Type == typ {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+

@@ -1,0 +1,299 @@
+package controllers
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/runner"
+)
+
+// world is what one reconcile observed about an Execution's surroundings.
+// The status is derived from it alone, never carried over by guesswork.
+type world struct {
+	// fn is the Execution's Function, nil when it does not exist.
+	fn *fnv1.Function
+	// failure is set when the execution cannot run or lost its pod/Job.
+	failure *problem
+	job     *batchv1.Job
+	pod     *corev1.Pod
+	// result is the runner's report, once the function container ended.
+	result *runner.Result
+	// logging keeps stdout and stderr in the record.
+	logging bool
+	// timeout is the function's timeout in seconds.
+	timeout int32
+}
+
+// desiredStatus rebuilds the Execution status from the world.
+func desiredStatus(exec *fnv1.Execution, w world, now time.Time, maxRecordBytes int) fnv1.ExecutionStatus {
+	st := fnv1.ExecutionStatus{
+		ObservedGeneration: exec.Generation,
+		Conditions:         append([]metav1.Condition(nil), exec.Status.Conditions...),
+		StartTime:          exec.Status.StartTime,
+	}
+	if w.job != nil {
+		st.JobName = w.job.Name
+	} else {
+		st.JobName = exec.Status.JobName
+	}
+	if w.pod != nil {
+		st.PodName = w.pod.Name
+	} else {
+		st.PodName = exec.Status.PodName
+	}
+
+	switch {
+	case w.result != nil:
+		applyResult(&st, w.result, w.logging, maxRecordBytes)
+	case w.failure != nil:
+		fail(&st, w.failure, now)
+	case jobFailure(w) != nil:
+		fail(&st, jobFailure(w), now)
+	case functionRunning(w.pod) != nil:
+		st.Status = fnv1.PhaseProcessing
+		st.Reason = fnv1.ReasonProcessing
+		st.Message = "the function is running"
+		st.StartTime = &functionRunning(w.pod).StartedAt
+	default:
+		st.Status = fnv1.PhaseWaiting
+		st.Reason = fnv1.ReasonWaiting
+		st.Message = waitingMessage(w)
+	}
+	setSucceeded(&st, exec.Generation)
+	return st
+}
+
+func applyResult(st *fnv1.ExecutionStatus, res *runner.Result, logging bool, maxRecordBytes int) {
+	st.Status = fnv1.PhaseCompleted
+	st.Reason = fnv1.ReasonCompleted
+	st.Message = fmt.Sprintf("the function answered %d", res.StatusCode)
+	if res.Failed() {
+		st.Status = fnv1.PhaseFailed
+		st.Reason = fnv1.ReasonFunctionFailed
+		st.Message = fmt.Sprintf("the function answered %d (exit code %d)", res.StatusCode, res.ExitCode)
+		if res.TimedOut {
+			st.Reason = fnv1.ReasonTimedOut
+			st.Message = "the function ran out of time"
+		}
+	}
+	st.StatusCode = int32(res.StatusCode)
+	st.ExitCode = ptr.To(int32(res.ExitCode))
+	st.Duration = res.Duration
+	st.StartTime = ptr.To(metav1.NewTime(res.StartedAt))
+	st.CompletionTime = ptr.To(metav1.NewTime(res.FinishedAt))
+	stdout, stderr := res.Stdout, res.Stderr
+	if !logging {
+		stdout, stderr = "", ""
+	}
+	rec := fitRecord(res.Response, stdout, stderr, maxRecordBytes)
+	st.Response, st.Stdout, st.Stderr, st.Truncated = rec.response, rec.stdout, rec.stderr, rec.truncated
+}
+
+// fail records a failure that left no result from the function: like
+// Appwrite's executor errors it reads as status code 500 with the reason in stderr.
+func fail(st *fnv1.ExecutionStatus, p *problem, now time.Time) {
+	st.Status = fnv1.PhaseFailed
+	st.Reason = p.Reason
+	st.Message = p.Message
+	st.StatusCode = 500
+	st.Stderr = p.Message
+	st.CompletionTime = ptr.To(metav1.NewTime(now))
+	if st.StartTime != nil {
+		st.Duration = now.Sub(st.StartTime.Time).Seconds()
+	}
+}
+
+func setSucceeded(st *fnv1.ExecutionStatus, generation int64) {
+	cond := metav1.Condition{
+		Type:               fnv1.ExecutionSucceeded,
+		Status:             metav1.ConditionUnknown,
+		Reason:             st.Reason,
+		Message:            st.Message,
+		ObservedGeneration: generation,
+	}
+	switch st.Status {
+	case fnv1.PhaseCompleted:
+		cond.Status = metav1.ConditionTrue
+	case fnv1.PhaseFailed:
+		cond.Status = metav1.ConditionFalse
+	}
+	meta.SetStatusCondition(&st.Conditions, cond)
+}
+
+// jobFailure reads a failed Job: its deadline passed, or its pod failed
+// without the runner reporting (evicted, killed, lost).
+func jobFailure(w world) *problem {
+	if w.pod != nil && w.pod.Status.Phase == corev1.PodFailed {
+		msg := fmt.Sprintf("pod %s failed before the function reported a result", w.pod.Name)
+		if w.pod.Status.Reason != "" {
+			msg += ": " + w.pod.Status.Reason
+		}
+		if w.pod.Status.Message != "" {
+			msg += ": " + w.pod.Status.Message
+		}
+		return &problem{fnv1.ReasonPodFailed, msg}
+	}
+	if w.job == nil {
+		return nil
+	}
+	for _, c := range w.job.Status.Conditions {
+		if c.Type != batchv1.JobFailed || c.Status != corev1.ConditionTrue {
+			continue
+		}
+		if c.Reason == batchv1.JobReasonDeadlineExceeded {
+			msg := fmt.Sprintf("Execution timed out after %ds.", w.timeout)
+			if never := waitingReason(w.pod); never != "" {
+				msg += " The function never started: " + never
+			}
+			return &problem{fnv1.ReasonTimedOut, msg}
+		}
+		return &problem{fnv1.ReasonPodLost, fmt.Sprintf("job %s failed before the function reported a result: %s: %s", w.job.Name, c.Reason, c.Message)}
+	}
+	return nil
+}
+
+// functionContainer returns the status of the container running the user's code.
+func functionStatus(pod *corev1.Pod) *corev1.ContainerStatus {
+	if pod == nil {
+		return nil
+	}
+	for i := range pod.Status.ContainerStatuses {
+		if pod.Status.ContainerStatuses[i].Name == functionContainer {
+			return &pod.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+func functionRunning(pod *corev1.Pod) *corev1.ContainerStateRunning {
+	if cs := functionStatus(pod); cs != nil {
+		return cs.State.Running
+	}
+	return nil
+}
+
+// waitingReason says why the pod's containers have not started, if a
+// container reports a reason beyond the ordinary start-up.
+func waitingReason(pod *corev1.Pod) string {
+	if pod == nil {
+		return ""
+	}
+	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+	for _, cs := range statuses {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "PodInitializing" && w.Reason != "ContainerCreating" {
+			return strings.TrimSuffix(w.Reason+": "+w.Message, ": ")
+		}
+	}
+	return ""
+}
+
+// unrecoverableWaits are container waiting reasons that no amount of
+// waiting fixes, so the execution fails at once instead of at its deadline.
+var unrecoverableWaits = map[string]bool{"InvalidImageName": true, "ErrImageNeverPull": true}
+
+func unrecoverableWait(pod *corev1.Pod) *problem {
+	if pod == nil {
+		return nil
+	}
+	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+	for _, cs := range statuses {
+		if w := cs.State.Waiting; w != nil && unrecoverableWaits[w.Reason] {
+			return &problem{fnv1.ReasonPodFailed, fmt.Sprintf("container %s cannot start: %s: %s", cs.Name, w.Reason, w.Message)}
+		}
+	}
+	return nil
+}
+
+func waitingMessage(w world) string {
+	switch {
+	case w.job == nil:
+		return "creating the job"
+	case w.pod == nil:
+		return "waiting for the pod to be created"
+	case waitingReason(w.pod) != "":
+		return waitingReason(w.pod)
+	default:
+		return "waiting for the function to start"
+	}
+}
+
+// Truncation markers, as Appwrite writes them.
+const (
+	logsTruncatedFormat   = "[WARNING] Logs truncated. The output exceeded %d characters.\n"
+	errorsTruncatedFormat = "[WARNING] Errors truncated. The output exceeded %d characters.\n"
+)
+
+type record struct {
+	response, stdout, stderr string
+	truncated                []string
+}
+
+// fitRecord keeps response, stdout and stderr within budget bytes in
+// total, so the Execution stays far below etcd's request limit. Each field
+// gets an equal share and a share a field does not use goes to the others.
+// The response keeps its head (as Appwrite 1.0 does); logs keep their tail,
+// behind a warning.
+func fitRecord(response, stdout, stderr string, budget int) record {
+	sizes := fairShares([]int{len(response), len(stdout), len(stderr)}, budget)
+	rec := record{response: response, stdout: stdout, stderr: stderr}
+	if sizes[0] < len(response) {
+		rec.response = keepHead(response, sizes[0])
+		rec.truncated = append(rec.truncated, "response")
+	}
+	if sizes[1] < len(stdout) {
+		rec.stdout = keepTail(stdout, sizes[1], logsTruncatedFormat)
+		rec.truncated = append(rec.truncated, "stdout")
+	}
+	if sizes[2] < len(stderr) {
+		rec.stderr = keepTail(stderr, sizes[2], errorsTruncatedFormat)
+		rec.truncated = append(rec.truncated, "stderr")
+	}
+	return rec
+}
+
+// fairShares splits budget among wants: small wants are met in full and the
+// rest is shared equally among the larger ones.
+func fairShares(wants []int, budget int) []int {
+	order := make([]int, len(wants))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return wants[order[a]] < wants[order[b]] })
+	shares := make([]int, len(wants))
+	for n, i := range order {
+		share := budget / (len(wants) - n)
+		shares[i] = min(wants[i], share)
+		budget -= shares[i]
+	}
+	return shares
+}
+
+func keepHead(s string, n int) string {
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func keepTail(s string, n int, format string) string {
+	prefix := fmt.Sprintf(format, n)
+	keep := n - len(prefix)
+	if keep <= 0 {
+		return keepHead(prefix, n)
+	}
+	start := len(s) - keep
+	for start < len(s) && !utf8.RuneStart(s[start]) {
+		start++
+	}
+	return prefix + s[start:]
+}

@@ -1,0 +1,238 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+// executionFunctionField indexes Executions by the Function they run.
+const executionFunctionField = "spec.functionName"
+
+// IndexExecutionsByFunction registers the field index the controllers (and
+// the REST facade) use to list a Function's Executions from the cache.
+func IndexExecutionsByFunction(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &fnv1.Execution{}, executionFunctionField, func(obj client.Object) []string {
+		return []string{obj.(*fnv1.Execution).Spec.FunctionName}
+	})
+}
+
+// FunctionReconciler keeps a Function's inline code in a Secret, reports
+// whether the Function can run, and prunes its execution history.
+type FunctionReconciler struct {
+	client.Client
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  recorder.EventRecorder
+	Runtimes  RuntimeCatalog
+}
+
+// +kubebuilder:rbac:groups=functions.kfn.dev,resources=functions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=functions.kfn.dev,resources=functions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
+
+// Reconcile syncs the code Secret, then the Ready condition, then prunes.
+func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	fn := &fnv1.Function{}
+	if err := r.Get(ctx, req.NamespacedName, fn); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if err := r.syncCodeSecret(ctx, fn); err != nil {
+		return ctrl.Result{}, err
+	}
+	ready, err := r.readiness(ctx, fn)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.writeStatus(ctx, fn, ready); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, r.pruneHistory(ctx, fn)
+}
+
+// syncCodeSecret stores inline code in a Secret the Function controls.
+func (r *FunctionReconciler) syncCodeSecret(ctx context.Context, fn *fnv1.Function) error {
+	if fn.Spec.Code == nil || fn.Spec.Code.Inline == nil {
+		return nil
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: codeSecretName(fn.Name), Namespace: fn.Namespace}}
+	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, secret, func() error {
+		if secret.Labels == nil {
+			secret.Labels = map[string]string{}
+		}
+		secret.Labels[LabelManagedBy] = ManagedBy
+		secret.Labels[labelFunction] = fn.Name
+		secret.Type = corev1.SecretTypeOpaque
+		secret.Data = nil
+		secret.StringData = nil
+		secret.Data = make(map[string][]byte, len(fn.Spec.Code.Inline))
+		for name, content := range fn.Spec.Code.Inline {
+			secret.Data[name] = []byte(content)
+		}
+		return controllerutil.SetControllerReference(fn, secret, r.Scheme)
+	})
+	if err != nil {
+		return fmt.Errorf("syncing code secret %s: %w", secret.Name, err)
+	}
+	if op != controllerutil.OperationResultNone {
+		r.Recorder.Eventf(fn, secret, corev1.EventTypeNormal, "CodeSynced", "SyncCode", "code secret %s %s", secret.Name, op)
+	}
+	return nil
+}
+
+// readiness computes the Ready condition from the Function and the catalog.
+func (r *FunctionReconciler) readiness(ctx context.Context, fn *fnv1.Function) (metav1.Condition, error) {
+	notReady := func(p *problem) (metav1.Condition, error) {
+		return metav1.Condition{Type: fnv1.FunctionReady, Status: metav1.ConditionFalse, Reason: p.Reason, Message: p.Message}, nil
+	}
+	if !fn.IsEnabled() {
+		return notReady(&problem{fnv1.ReasonDisabled, "the function is disabled"})
+	}
+	if _, p := resolveFunction(fn, r.Runtimes); p != nil {
+		return notReady(p)
+	}
+	if p, err := r.codeProblem(ctx, fn); err != nil || p != nil {
+		if err != nil {
+			return metav1.Condition{}, err
+		}
+		return notReady(p)
+	}
+	if p := scheduleProblem(fn); p != nil {
+		return notReady(p)
+	}
+	return metav1.Condition{Type: fnv1.FunctionReady, Status: metav1.ConditionTrue, Reason: fnv1.ReasonReady, Message: "the function can run"}, nil
+}
+
+// codeProblem checks that referenced code exists. Such objects are not
+// watched (they may be any Secret), so the API server is asked directly.
+func (r *FunctionReconciler) codeProblem(ctx context.Context, fn *fnv1.Function) (*problem, error) {
+	code := fn.Spec.Code
+	var obj client.Object
+	switch {
+	case code == nil || code.Inline != nil:
+		return nil, nil
+	case code.SecretRef != nil:
+		obj = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: code.SecretRef.Name}}
+	case code.ConfigMapRef != nil:
+		obj = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: code.ConfigMapRef.Name}}
+	}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: fn.Namespace, Name: obj.GetName()}, obj)
+	if apierrors.IsNotFound(err) {
+		kind := "secret"
+		if code.ConfigMapRef != nil {
+			kind = "configmap"
+		}
+		return &problem{fnv1.ReasonCodeNotFound, fmt.Sprintf("code %s %q not found", kind, obj.GetName())}, nil
+	}
+	return nil, err
+}
+
+func (r *FunctionReconciler) writeStatus(ctx context.Context, fn *fnv1.Function, ready metav1.Condition) error {
+	status := fn.Status.DeepCopy()
+	status.ObservedGeneration = fn.Generation
+	ready.ObservedGeneration = fn.Generation
+	meta.SetStatusCondition(&status.Conditions, ready)
+	rf, _ := resolveFunction(fn, r.Runtimes)
+	status.Image = rf.Image
+	if equality.Semantic.DeepEqual(fn.Status, *status) {
+		return nil
+	}
+	wasReady := meta.IsStatusConditionTrue(fn.Status.Conditions, fnv1.FunctionReady)
+	fn.Status = *status
+	if err := r.Status().Update(ctx, fn); err != nil {
+		return err
+	}
+	if isReady := ready.Status == metav1.ConditionTrue; isReady != wasReady || !isReady {
+		eventType := corev1.EventTypeNormal
+		if !isReady {
+			eventType = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(fn, nil, eventType, ready.Reason, "Validate", "%s", ready.Message)
+	}
+	return nil
+}
+
+// pruneHistory deletes the oldest finished Executions beyond the limits.
+func (r *FunctionReconciler) pruneHistory(ctx context.Context, fn *fnv1.Function) error {
+	var execs fnv1.ExecutionList
+	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{executionFunctionField: fn.Name}); err != nil {
+		return err
+	}
+	var completed, failed []*fnv1.Execution
+	for i := range execs.Items {
+		e := &execs.Items[i]
+		switch {
+		case e.DeletionTimestamp != nil:
+		case e.Status.Status == fnv1.PhaseCompleted:
+			completed = append(completed, e)
+		case e.Status.Status == fnv1.PhaseFailed:
+			failed = append(failed, e)
+		}
+	}
+	for _, group := range []struct {
+		execs []*fnv1.Execution
+		limit *int32
+	}{{completed, fn.Spec.SuccessfulExecutionsHistoryLimit}, {failed, fn.Spec.FailedExecutionsHistoryLimit}} {
+		if group.limit == nil {
+			continue
+		}
+		for _, e := range oldestBeyond(group.execs, int(ptr.Deref(group.limit, 0))) {
+			if err := r.Delete(ctx, e, client.Preconditions{UID: &e.UID}); client.IgnoreNotFound(err) != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// oldestBeyond returns the executions past the newest keep ones.
+func oldestBeyond(execs []*fnv1.Execution, keep int) []*fnv1.Execution {
+	if len(execs) <= keep {
+		return nil
+	}
+	sort.Slice(execs, func(i, j int) bool { return finishedAt(execs[i]).After(finishedAt(execs[j]).Time) })
+	return execs[keep:]
+}
+
+func finishedAt(e *fnv1.Execution) metav1.Time {
+	if e.Status.CompletionTime != nil {
+		return *e.Status.CompletionTime
+	}
+	return e.CreationTimestamp
+}
+
+// SetupWithManager wires the controller: Functions, their code Secrets, and
+// their Executions (for pruning).
+func (r *FunctionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&fnv1.Function{}).
+		Owns(&corev1.Secret{}).
+		Watches(&fnv1.Execution{}, handler.EnqueueRequestsFromMapFunc(executionToFunction)).
+		Named("function").
+		Complete(r)
+}
+
+func executionToFunction(_ context.Context, obj client.Object) []ctrl.Request {
+	exec := obj.(*fnv1.Execution)
+	if !exec.Status.Status.IsFinished() {
+		return nil
+	}
+	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: exec.Namespace, Name: exec.Spec.FunctionName}}}
+}

@@ -1,0 +1,71 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+// resolvedFunction is what a Function's pod needs, with the runtime catalog applied.
+type resolvedFunction struct {
+	Image   string
+	Command []string
+}
+
+// problem is a reason a Function cannot run, as a condition reason and a message.
+type problem struct {
+	Reason  string
+	Message string
+}
+
+func (p *problem) Error() string { return p.Message }
+
+// resolveFunction applies the runtime catalog: the command run is the
+// function's command (or its runtime's) followed by the entrypoint.
+func resolveFunction(fn *fnv1.Function, catalog RuntimeCatalog) (resolvedFunction, *problem) {
+	var out resolvedFunction
+	base := fn.Spec.Command
+	if fn.Spec.Runtime != "" {
+		rt, ok := catalog[fn.Spec.Runtime]
+		if !ok {
+			return out, &problem{fnv1.ReasonRuntimeUnknown, fmt.Sprintf("runtime %q is not in the operator's runtime catalog", fn.Spec.Runtime)}
+		}
+		out.Image = rt.Image
+		if len(base) == 0 {
+			base = rt.Command
+		}
+	} else {
+		out.Image = fn.Spec.Image
+	}
+	out.Command = append(append([]string{}, base...), nonEmpty(fn.Spec.Entrypoint)...)
+	if len(out.Command) == 0 {
+		return out, &problem{fnv1.ReasonNoCommand, "the function has no command: set command or entrypoint (or use a runtime with a command)"}
+	}
+	return out, nil
+}
+
+// scheduleProblem validates the cron schedule and its time zone.
+func scheduleProblem(fn *fnv1.Function) *problem {
+	if fn.Spec.Schedule == "" {
+		return nil
+	}
+	if _, err := cron.ParseStandard(fn.Spec.Schedule); err != nil {
+		return &problem{fnv1.ReasonInvalidSchedule, fmt.Sprintf("schedule %q: %v", fn.Spec.Schedule, err)}
+	}
+	if fn.Spec.TimeZone != "" {
+		if _, err := time.LoadLocation(fn.Spec.TimeZone); err != nil {
+			return &problem{fnv1.ReasonInvalidSchedule, fmt.Sprintf("time zone %q: %v", fn.Spec.TimeZone, err)}
+		}
+	}
+	return nil
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}

@@ -1,0 +1,220 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/rand"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+// The integration tests run the controllers against a real kube-apiserver
+// and etcd (envtest) plus the real garbage collector of
+// kube-controller-manager, so owner-reference cascades are observed, not
+// assumed. There is no kubelet: tests play its part by creating the Job's
+// pod and writing pod status.
+
+var (
+	k8s       client.Client
+	testEnv   *envtest.Environment
+	testClock = clocktesting.NewFakePassiveClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	testLogs  = &memoryLogs{logs: map[string][]byte{}}
+	restCfg   *rest.Config
+)
+
+const (
+	testRunnerImage    = "kfn.dev/kfn:test"
+	testStartupGrace   = 30 * time.Second
+	testMaxRecordBytes = 64 << 10
+)
+
+var testRuntimes = RuntimeCatalog{
+	"node-20": {Name: "node-20", Image: "node:20-alpine", Command: []string{"node"}},
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test` (it builds the kube-apiserver and etcd they need)")
+		os.Exit(1)
+	}
+	logs := io.Discard
+	if os.Getenv("KFN_TEST_LOGS") != "" {
+		logs = os.Stderr
+	}
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(logs)))
+	os.Exit(runSuite(m))
+}
+
+func newTestScheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(fnv1.AddToScheme(scheme))
+	return scheme
+}
+
+func runSuite(m *testing.M) int {
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	var err error
+	if restCfg, err = testEnv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+		return 1
+	}
+	defer func() { _ = testEnv.Stop() }()
+
+	stopGC, err := startGarbageCollector()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the garbage collector:", err)
+		return 1
+	}
+	defer stopGC()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := startControllers(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "starting the controllers:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func startControllers(ctx context.Context) error {
+	scheme := newTestScheme()
+	managed := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}: {Label: managed}, &corev1.Pod{}: {Label: managed}, &corev1.Secret{}: {Label: managed},
+		}},
+	})
+	if err != nil {
+		return err
+	}
+	if err := IndexExecutionsByFunction(ctx, mgr); err != nil {
+		return err
+	}
+	if err := (&ExecutionReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: scheme,
+		Recorder: mgr.GetEventRecorder("kfn-execution"), Clock: testClock, Logs: testLogs,
+		Runtimes: testRuntimes, MaxRecordBytes: testMaxRecordBytes,
+		Jobs: JobOptions{RunnerImage: testRunnerImage, StartupGrace: testStartupGrace},
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&FunctionReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: scheme,
+		Recorder: mgr.GetEventRecorder("kfn-function"), Runtimes: testRuntimes,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if k8s, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+			os.Exit(1)
+		}
+	}()
+	return nil
+}
+
+// startGarbageCollector runs kube-controller-manager's garbage collector
+// (only that controller) against the envtest API server.
+func startGarbageCollector() (stop func(), err error) {
+	user, err := testEnv.AddUser(envtest.User{Name: "gc", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "kfn-gc-")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kube-controller-manager"),
+		"--kubeconfig="+path, "--controllers=garbagecollector", "--leader-elect=false", "--secure-port=0", "-v=1")
+	logFile, err := os.Create(filepath.Join(dir, "kube-controller-manager.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = logFile.Close()
+		_ = os.RemoveAll(dir)
+	}, nil
+}
+
+// memoryLogs stands in for the kubelet's log endpoint, which envtest lacks.
+type memoryLogs struct {
+	mu   sync.Mutex
+	logs map[string][]byte
+}
+
+func (m *memoryLogs) set(namespace, pod string, log []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.logs[namespace+"/"+pod] = log
+}
+
+func (m *memoryLogs) ContainerLog(_ context.Context, namespace, pod, container string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if container != functionContainer {
+		return nil, fmt.Errorf("unexpected container %q", container)
+	}
+	log, ok := m.logs[namespace+"/"+pod]
+	if !ok {
+		return nil, fmt.Errorf("no log for pod %s/%s", namespace, pod)
+	}
+	return log, nil
+}
+
+// newNamespace gives each test its own namespace, with the default service
+// account the ServiceAccount admission plugin expects.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	g := gomega.NewWithT(t)
+	name := "t-" + rand.String(8)
+	g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(gomega.Succeed())
+	g.Expect(k8s.Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: name}})).To(gomega.Succeed())
+	return name
+}

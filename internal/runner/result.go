@@ -1,0 +1,128 @@
+/*
+Copyright 2026 The kfn Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package runner is the in-pod side of an execution: `kfn run` runs the
+// user's command, captures what it produces and reports a Result to the
+// controller through the container's termination message and log, so that no
+// network path between the pod and the controller is needed.
+//
+// The contract with function authors is described in docs/runtime-contract.md.
+package runner
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// ResultVersion is the version of the Result encoding written by this runner.
+const ResultVersion = 1
+
+// MaxTerminationMessageBytes is the size limit Kubernetes puts on a
+// container's termination message.
+const MaxTerminationMessageBytes = 4096
+
+// MaxOutputBytes caps each of the response, stdout and stderr of a Result.
+const MaxOutputBytes = 1_000_000
+
+// Result is what the runner reports about one run of the user's code.
+type Result struct {
+	Version    int       `json:"v"`          // always ResultVersion (1)
+	ExitCode   int       `json:"exitCode"`   // the user's process exit code; 124 on timeout; 127 if the command could not be started
+	StatusCode int       `json:"statusCode"` // HTTP status of the function's response
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	Duration   float64   `json:"duration"` // seconds, float, measured by the runner around the user's process
+	TimedOut   bool      `json:"timedOut,omitempty"`
+	Response   string    `json:"response"`
+	Stdout     string    `json:"stdout"`
+	Stderr     string    `json:"stderr"`
+	// InLog is true in a termination message that carries only the header
+	// because the whole result did not fit: read it from the container log.
+	InLog bool `json:"inLog,omitempty"`
+}
+
+// Failed reports whether the execution failed: Appwrite 1.0 semantics, statusCode >= 500.
+func (r *Result) Failed() bool {
+	return r.StatusCode >= http.StatusInternalServerError
+}
+
+// header returns the result without its bulky fields, marked as to be read
+// from the log.
+func (r Result) header() Result {
+	r.Response, r.Stdout, r.Stderr = "", "", ""
+	r.InLog = true
+	return r
+}
+
+// encode returns r as one line of JSON, without the trailing newline.
+func encode(r *Result) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Escaping <, > and & only makes the result bigger: it is never embedded in HTML.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// terminationMessage returns what fits in the termination message: the whole
+// encoded result if possible, its header otherwise.
+func terminationMessage(r *Result, encoded []byte) ([]byte, error) {
+	if len(encoded) <= MaxTerminationMessageBytes {
+		return encoded, nil
+	}
+	h := r.header()
+	return encode(&h)
+}
+
+// ParseTerminationMessage decodes a termination message written by the runner.
+func ParseTerminationMessage(msg string) (*Result, error) {
+	return decode([]byte(strings.TrimSpace(msg)))
+}
+
+// ParseLog decodes the runner's container log: the full result is its last
+// line. Other lines (diagnostics, or output from an earlier runner version)
+// are tolerated by taking the last non-empty line that decodes.
+func ParseLog(log []byte) (*Result, error) {
+	lines := bytes.Split(log, []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := bytes.TrimSpace(lines[i])
+		if len(line) == 0 {
+			continue
+		}
+		if r, err := decode(line); err == nil {
+			return r, nil
+		}
+	}
+	return nil, errors.New("no runner result found in the log")
+}
+
+func decode(data []byte) (*Result, error) {
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("decoding runner result: %w", err)
+	}
+	if r.Version != ResultVersion {
+		return nil, fmt.Errorf("unsupported runner result version %d (want %d)", r.Version, ResultVersion)
+	}
+	return &r, nil
+}

@@ -1,0 +1,239 @@
+/*
+Copyright 2026 The kfn Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package runner
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	defaultIODir                  = "/kfn/io"
+	defaultTerminationMessagePath = "/dev/termination-log"
+
+	// exitTimedOut and exitCannotStart follow timeout(1) and the shell.
+	exitTimedOut    = 124
+	exitCannotStart = 127
+	// exitUsage is the runner's own exit code when it is misconfigured and
+	// runs nothing.
+	exitUsage = 2
+)
+
+const usage = `usage: kfn run [--timeout DURATION] -- command [args...]
+
+Runs command, then prints its result as one line of JSON on stdout and writes
+it to the termination message file.
+
+  --timeout DURATION  stop the command after DURATION, e.g. 30s (default:
+                      $KFN_TIMEOUT seconds; 0 or unset: no timeout)
+
+Environment: KFN_TIMEOUT, KFN_IO_DIR (default /kfn/io),
+KFN_TERMINATION_MESSAGE_PATH (default /dev/termination-log).
+`
+
+// config is what `kfn run` is asked to do.
+type config struct {
+	command                []string
+	timeout                time.Duration // 0: none
+	ioDir                  string
+	terminationMessagePath string
+}
+
+// Main implements `kfn run [flags] -- command [args...]`; args are the
+// arguments after "run". It returns the process exit code: the user's
+// ExitCode, or 2 if the runner is misconfigured and runs nothing.
+func Main(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stderr, usage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kfn run: %v\n\n%s", err, usage)
+		return exitUsage
+	}
+
+	// Catch termination before anything else, so that a pod deleted at any
+	// moment still reports a result.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	res := execute(cfg, signals)
+	if err := report(res, cfg.terminationMessagePath, stdout); err != nil {
+		fmt.Fprintf(stderr, "kfn run: reporting the result: %v\n", err)
+	}
+	return res.ExitCode
+}
+
+func parseConfig(args []string, getenv func(string) string) (config, error) {
+	cfg := config{
+		ioDir:                  getenv("KFN_IO_DIR"),
+		terminationMessagePath: getenv("KFN_TERMINATION_MESSAGE_PATH"),
+	}
+	if cfg.ioDir == "" {
+		cfg.ioDir = defaultIODir
+	}
+	if cfg.terminationMessagePath == "" {
+		cfg.terminationMessagePath = defaultTerminationMessagePath
+	}
+	envTimeout, err := parseSeconds(getenv("KFN_TIMEOUT"))
+	if err != nil {
+		return cfg, fmt.Errorf("invalid KFN_TIMEOUT: %w", err)
+	}
+
+	flags := flag.NewFlagSet("kfn run", flag.ContinueOnError)
+	flags.SetOutput(io.Discard) // Main prints errors and usage itself
+	flags.DurationVar(&cfg.timeout, "timeout", envTimeout, "")
+	if err := flags.Parse(args); err != nil {
+		return cfg, err
+	}
+	cfg.command = flags.Args()
+	if len(cfg.command) == 0 {
+		return cfg, errors.New("no command given")
+	}
+	if cfg.timeout < 0 {
+		return cfg, fmt.Errorf("negative timeout %v", cfg.timeout)
+	}
+	// The user's code may change directory: give it absolute paths.
+	if cfg.ioDir, err = filepath.Abs(cfg.ioDir); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// parseSeconds parses a whole number of seconds; empty means 0.
+func parseSeconds(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a whole number of seconds", s)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// execute runs the user's command and returns its result; it never fails,
+// as every failure is something to report.
+func execute(cfg config, signals <-chan os.Signal) *Result {
+	files := newIOFiles(cfg.ioDir)
+	stdin, err := files.prepare(os.Getenv("APPWRITE_FUNCTION_DATA"))
+	if err != nil {
+		return cannotStart(fmt.Errorf("preparing %s: %w", cfg.ioDir, err))
+	}
+	defer stdin.Close()
+
+	env := append(os.Environ(), files.env()...)
+	started := time.Now()
+	c, err := startChild(cfg.command, env, stdin)
+	if err != nil {
+		return cannotStart(err)
+	}
+	end := c.wait(cfg.timeout, signals)
+	finished := time.Now()
+	stdout, stderr := c.output()
+
+	res := &Result{
+		Version:    ResultVersion,
+		StatusCode: http.StatusInternalServerError,
+		StartedAt:  started.UTC(),
+		FinishedAt: finished.UTC(),
+		Duration:   finished.Sub(started).Seconds(),
+		TimedOut:   end.timedOut,
+	}
+	exit, note := outcome(end, cfg.timeout)
+	res.ExitCode = exit
+	var notes []string
+	if note != "" {
+		notes = append(notes, note)
+	}
+
+	response, responseErr := files.readResponse()
+	if responseErr != nil {
+		notes = append(notes, responseErr.Error())
+	}
+	res.Response = keepHead(response)
+	// Only a successful process with an intact response gets to choose its
+	// status code.
+	if res.ExitCode == 0 && responseErr == nil {
+		if code, err := files.readStatusCode(); err != nil {
+			notes = append(notes, err.Error())
+		} else {
+			res.StatusCode = code
+		}
+	}
+
+	res.Stdout = keepTail(stdout.Bytes(), stdout.Truncated(), stdoutTruncatedPrefix)
+	res.Stderr = keepTail(appendLines(stderr.Bytes(), notes...), stderr.Truncated(), stderrTruncatedPrefix)
+	return res
+}
+
+// outcome returns the exit code to report for how the child ended, and the
+// line to append to its stderr to explain it, if any.
+func outcome(end ending, timeout time.Duration) (exitCode int, note string) {
+	switch {
+	case end.timedOut:
+		return exitTimedOut, fmt.Sprintf("Execution timed out after %ss.",
+			strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64))
+	case end.signal != 0:
+		return 128 + int(end.signal), fmt.Sprintf("Execution was terminated by signal %s.", signalName(end.signal))
+	case end.state == nil:
+		return 1, fmt.Sprintf("kfn: waiting for the command: %v", end.waitErr)
+	}
+	return exitCodeOf(end.state), ""
+}
+
+// cannotStart returns the result of a command that could not be started.
+func cannotStart(err error) *Result {
+	now := time.Now().UTC()
+	line := fmt.Sprintf("kfn: cannot start the command: %v", err)
+	return &Result{
+		Version:    ResultVersion,
+		ExitCode:   exitCannotStart,
+		StatusCode: http.StatusInternalServerError,
+		StartedAt:  now,
+		FinishedAt: now,
+		Stderr:     keepTail(appendLines(nil, line), false, stderrTruncatedPrefix),
+	}
+}
+
+// report writes the result as one line on log (the container log), then
+// writes the termination message.
+func report(res *Result, terminationMessagePath string, log io.Writer) error {
+	line, err := encode(res)
+	if err != nil {
+		return err
+	}
+	_, logErr := log.Write(append(line, '\n'))
+	msg, err := terminationMessage(res, line)
+	if err != nil {
+		return errors.Join(logErr, err)
+	}
+	return errors.Join(logErr, os.WriteFile(terminationMessagePath, msg, 0o644))
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/controllers"
+)
+
+func newScheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(fnv1.AddToScheme(scheme))
+	return scheme
+}
+
+// managerOptions are the operator's settings.
+type managerOptions struct {
+	metricsAddr    string
+	probeAddr      string
+	leaderElect    bool
+	runnerImage    string
+	runtimeCatalog string
+	startupGrace   time.Duration
+	maxRecordBytes int
+}
+
+func runManager(args []string) int {
+	var o managerOptions
+	fs := flag.NewFlagSet("kfn manager", flag.ContinueOnError)
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health and readiness probes")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
+	fs.StringVar(&o.runnerImage, "runner-image", envOr("KFN_RUNNER_IMAGE", "kfn.dev/kfn:dev"), "image holding the kfn binary, copied into every function pod")
+	fs.StringVar(&o.runtimeCatalog, "runtime-catalog", "", "file listing the runtimes functions may name")
+	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
+	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if err := startManager(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.Error(err, "manager stopped")
+		return 1
+	}
+	return 0
+}
+
+func startManager(ctx context.Context, o managerOptions) error {
+	catalog := controllers.RuntimeCatalog{}
+	if o.runtimeCatalog != "" {
+		var err error
+		if catalog, err = controllers.LoadRuntimeCatalog(o.runtimeCatalog); err != nil {
+			return err
+		}
+	}
+	cfg := ctrl.GetConfigOrDie()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 newScheme(),
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.probeAddr,
+		LeaderElection:         o.leaderElect,
+		LeaderElectionID:       "kfn-manager.functions.kfn.dev",
+		Cache:                  cache.Options{ByObject: managedObjectsOnly()},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := controllers.IndexExecutionsByFunction(ctx, mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.ExecutionReconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Scheme:         mgr.GetScheme(),
+		Recorder:       mgr.GetEventRecorder("kfn-execution"),
+		Clock:          clock.RealClock{},
+		Logs:           controllers.PodLogReader{Pods: clientset.CoreV1()},
+		Runtimes:       catalog,
+		Jobs:           controllers.JobOptions{RunnerImage: o.runnerImage, StartupGrace: o.startupGrace},
+		MaxRecordBytes: o.maxRecordBytes,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.FunctionReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("kfn-function"),
+		Runtimes:  catalog,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// managedObjectsOnly limits the cache to the Jobs, pods and Secrets kfn
+// made, so the operator neither holds every pod and Secret of the cluster
+// in memory nor needs to.
+func managedObjectsOnly() map[client.Object]cache.ByObject {
+	managed := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedBy})
+	return map[client.Object]cache.ByObject{
+		&batchv1.Job{}:   {Label: managed},
+		&corev1.Pod{}:    {Label: managed},
+		&corev1.Secret{}: {Label: managed},
+	}
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
