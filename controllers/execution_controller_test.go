@@ -363,4 +363,3 @@ func condition(conds []metav1.Condition, typ string) *metav1.Condition {
 	}
 	return nil
 }
-

@@ -170,4 +170,3 @@ func envValue(env []corev1.EnvVar, name string) *corev1.EnvVar {
 	}
 	return nil
 }
-

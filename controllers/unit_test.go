@@ -1,0 +1,107 @@
+package controllers
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+// Pure functions, tested without an API server.
+
+func TestFairShares(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(fairShares([]int{10, 20, 30}, 100)).To(Equal([]int{10, 20, 30}), "all fit")
+	g.Expect(fairShares([]int{1000, 10, 10}, 300)).To(Equal([]int{280, 10, 10}), "unused shares go to the big one")
+	g.Expect(fairShares([]int{1000, 1000, 10}, 310)).To(Equal([]int{150, 150, 10}))
+	g.Expect(fairShares([]int{1000, 1000, 1000}, 300)).To(Equal([]int{100, 100, 100}))
+}
+
+func TestFitRecordMarksAndKeepsTheRightEnds(t *testing.T) {
+	g := NewWithT(t)
+	rec := fitRecord("HEAD"+strings.Repeat("r", 1000), strings.Repeat("o", 1000)+"TAIL", strings.Repeat("é", 1000)+"END", 900)
+	g.Expect(rec.truncated).To(Equal([]string{"response", "stdout", "stderr"}))
+	g.Expect(rec.response).To(HavePrefix("HEAD"))
+	g.Expect(rec.stdout).To(HavePrefix("[WARNING] Logs truncated."))
+	g.Expect(rec.stdout).To(HaveSuffix("TAIL"))
+	g.Expect(rec.stderr).To(HavePrefix("[WARNING] Errors truncated."))
+	g.Expect(rec.stderr).To(HaveSuffix("END"))
+	g.Expect(utf8.ValidString(rec.stderr)).To(BeTrue(), "cut on a rune boundary")
+	g.Expect(len(rec.response) + len(rec.stdout) + len(rec.stderr)).To(BeNumerically("<=", 900))
+
+	small := fitRecord("a", "b", "c", 900)
+	g.Expect(small).To(Equal(record{response: "a", stdout: "b", stderr: "c"}))
+}
+
+func TestJobNamesAreValidAndDeterministic(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(jobName("run-1")).To(Equal("run-1"))
+	long := strings.Repeat("a", 100) + "." + strings.Repeat("b", 100)
+	g.Expect(jobName(long)).To(Equal(jobName(long)))
+	g.Expect(len(jobName(long))).To(BeNumerically("<=", 63))
+	g.Expect(validation.IsDNS1123Subdomain(jobName(long))).To(BeEmpty())
+	g.Expect(validation.IsValidLabelValue(jobName(long))).To(BeEmpty())
+	g.Expect(jobName(long)).NotTo(Equal(jobName(long + "c")))
+	dotted := strings.Repeat("a", 52) + "." + strings.Repeat("b", 20)
+	g.Expect(validation.IsDNS1123Subdomain(jobName(dotted))).To(BeEmpty())
+}
+
+func TestResolveFunction(t *testing.T) {
+	g := NewWithT(t)
+	fn := &fnv1.Function{Spec: fnv1.FunctionSpec{Runtime: "node-20", Entrypoint: "index.js"}}
+	rf, p := resolveFunction(fn, testRuntimes)
+	g.Expect(p).To(BeNil())
+	g.Expect(rf).To(Equal(resolvedFunction{Image: "node:20-alpine", Command: []string{"node", "index.js"}}))
+
+	fn.Spec.Command = []string{"node", "--enable-source-maps"}
+	rf, _ = resolveFunction(fn, testRuntimes)
+	g.Expect(rf.Command).To(Equal([]string{"node", "--enable-source-maps", "index.js"}))
+
+	_, p = resolveFunction(&fnv1.Function{Spec: fnv1.FunctionSpec{Image: "x"}}, testRuntimes)
+	g.Expect(p).To(HaveField("Reason", fnv1.ReasonNoCommand))
+}
+
+func TestUnrecoverableWaitFailsAtOnce(t *testing.T) {
+	g := NewWithT(t)
+	exec := &fnv1.Execution{}
+	pod := &corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+		Name: functionContainer, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "InvalidImageName", Message: "bad ref"}},
+	}}}}
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	st := desiredStatus(exec, world{pod: pod, failure: unrecoverableWait(pod)}, now, 1000)
+	g.Expect(st.Status).To(Equal(fnv1.PhaseFailed))
+	g.Expect(st.Message).To(ContainSubstring("InvalidImageName"))
+	g.Expect(st.CompletionTime.Time).To(Equal(now))
+
+	pod.Status.ContainerStatuses[0].State.Waiting.Reason = "ContainerCreating"
+	g.Expect(unrecoverableWait(pod)).To(BeNil())
+	g.Expect(desiredStatus(exec, world{pod: pod}, now, 1000).Status).To(Equal(fnv1.PhaseWaiting))
+}
+
+func TestLoadRuntimeCatalog(t *testing.T) {
+	g := NewWithT(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	g.Expect(os.WriteFile(good, []byte("runtimes:\n- name: node-20\n  image: node:20\n  command: [node]\n"), 0o600)).To(Succeed())
+	catalog, err := LoadRuntimeCatalog(good)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(catalog).To(HaveKeyWithValue("node-20", Runtime{Name: "node-20", Image: "node:20", Command: []string{"node"}}))
+
+	dup := filepath.Join(dir, "dup.yaml")
+	g.Expect(os.WriteFile(dup, []byte("runtimes:\n- {name: a, image: x}\n- {name: a, image: y}\n"), 0o600)).To(Succeed())
+	_, err = LoadRuntimeCatalog(dup)
+	g.Expect(err).To(MatchError(ContainSubstring("listed twice")))
+
+	typo := filepath.Join(dir, "typo.yaml")
+	g.Expect(os.WriteFile(typo, []byte("runtimes:\n- {name: a, imag: x}\n"), 0o600)).To(Succeed())
+	_, err = LoadRuntimeCatalog(typo)
+	g.Expect(err).To(HaveOccurred())
+}
