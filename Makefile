@@ -56,11 +56,27 @@ kube-assets: ## Build (once, cached) kube-apiserver, etcd and the other Kubernet
 	hack/build-kube-assets.sh >/dev/null
 
 .PHONY: test
-test: verify-generated vet test-unit ## Run the whole test suite.
+test: verify-generated vet test-unit test-e2e ## Run the whole test suite (what CI runs).
 
 .PHONY: test-unit
 test-unit: kube-assets ## Unit and envtest integration tests against a real kube-apiserver.
 	KUBEBUILDER_ASSETS=$$(hack/build-kube-assets.sh) go test $(GO_TEST_FLAGS) $(TEST_PKGS)
+
+.PHONY: test-e2e
+test-e2e: kube-assets build ## End-to-end tests on the local cluster (started and stopped if not up).
+	hack/e2e.sh
+
+##@ Run
+
+.PHONY: up
+up: kube-assets build ## Bring up everything: local cluster, operator, sample Function and a first Execution.
+	hack/up.sh
+
+.PHONY: deploy
+deploy: images ## Deploy the operator from config/default to the local cluster.
+	KUBECONFIG=$(CLUSTER_DIR)/kubeconfig hack/deploy.sh
+
+include hack/cluster.mk
 
 $(CONTROLLER_GEN):
 	mkdir -p $(LOCALBIN)
@@ -69,4 +85,4 @@ $(CONTROLLER_GEN):
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_\/-]+:.*##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_\/-]+:.*##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

@@ -277,8 +277,10 @@ func (r *ExecutionReconciler) recordTransition(exec *fnv1.Execution) {
 	case fnv1.PhaseProcessing:
 		r.Recorder.Eventf(exec, nil, corev1.EventTypeNormal, "Started", "Run", "the function started in pod %s", st.PodName)
 	case fnv1.PhaseCompleted:
+		observeFinished(&st)
 		r.Recorder.Eventf(exec, nil, corev1.EventTypeNormal, st.Reason, "Run", "%s in %.3fs", st.Message, st.Duration)
 	case fnv1.PhaseFailed:
+		observeFinished(&st)
 		r.Recorder.Eventf(exec, nil, corev1.EventTypeWarning, st.Reason, "Run", "%s", st.Message)
 	}
 }

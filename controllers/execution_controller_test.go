@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -121,6 +122,8 @@ func TestExecutionLifecycleCapturesResultAndCleansUp(t *testing.T) {
 	g.Expect(exec.Status.Truncated).To(BeEmpty())
 	g.Expect(condition(exec.Status.Conditions, fnv1.ExecutionSucceeded)).To(And(
 		HaveField("Status", metav1.ConditionTrue), HaveField("Reason", fnv1.ReasonCompleted)))
+
+	g.Expect(testutil.ToFloat64(executionsFinished.WithLabelValues("completed", fnv1.ReasonCompleted))).To(BeNumerically(">=", 1))
 
 	// Finished without waiting for the Job's own Complete condition, and
 	// the Job goes once the record is safe.

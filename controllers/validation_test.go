@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 )
@@ -92,11 +93,14 @@ func TestExecutionSpecIsImmutable(t *testing.T) {
 	exec := createExecution(t, ns, "run", "fn", nil)
 	g.Expect(exec.Spec.Trigger).To(Equal(fnv1.TriggerHTTP), "trigger defaults to http")
 
+	// A patch carries no resourceVersion, so only validation can refuse it.
+	change := client.MergeFrom(exec.DeepCopy())
 	exec.Spec.Data = "changed"
-	g.Expect(k8s.Update(bg, exec)).To(MatchError(ContainSubstring("spec is immutable")))
+	g.Expect(k8s.Patch(bg, exec, change)).To(MatchError(ContainSubstring("spec is immutable")))
 
 	// Metadata stays editable: labels are how users organise records.
 	fresh := getExecution(t, ns, "run")
+	patch := client.MergeFrom(fresh.DeepCopy())
 	fresh.Labels = map[string]string{"team": "a"}
-	g.Expect(k8s.Update(bg, fresh)).To(Succeed())
+	g.Expect(k8s.Patch(bg, fresh, patch)).To(Succeed())
 }
