@@ -82,6 +82,9 @@ func startManager(ctx context.Context, o managerOptions) error {
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "kfn-manager.functions.kfn.dev",
+		// Hand the lease over on shutdown so a rollout's new pod need not
+		// wait out the lease: the manager exits right after it stops.
+		LeaderElectionReleaseOnCancel: true,
 		Cache:                  cache.Options{ByObject: managedObjectsOnly()},
 	})
 	if err != nil {
