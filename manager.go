@@ -85,7 +85,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 		// Hand the lease over on shutdown so a rollout's new pod need not
 		// wait out the lease: the manager exits right after it stops.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                  cache.Options{ByObject: managedObjectsOnly()},
+		Cache:                         cache.Options{ByObject: managedObjectsOnly()},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
