@@ -23,6 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/apiserver"
 	"github.com/kfn-dev/kfn/controllers"
 )
 
@@ -39,9 +40,13 @@ type managerOptions struct {
 	probeAddr      string
 	leaderElect    bool
 	runnerImage    string
+	runnerDelivery string
 	runtimeCatalog string
 	startupGrace   time.Duration
 	maxRecordBytes int
+	// apiserver serves the REST facade in the manager when its
+	// BindAddress is set.
+	apiserver apiserver.Options
 }
 
 func runManager(args []string) int {
@@ -51,9 +56,13 @@ func runManager(args []string) int {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health and readiness probes")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
 	fs.StringVar(&o.runnerImage, "runner-image", envOr("KFN_RUNNER_IMAGE", "kfn.dev/kfn:dev"), "image holding the kfn binary, copied into every function pod")
+	fs.StringVar(&o.runnerDelivery, "runner-delivery", string(controllers.DeliverByInitContainer),
+		"how the runner reaches function pods: init-container (any runtime) or image-volume (no extra container; containerd 2.1+, CRI-O 1.31+)")
 	fs.StringVar(&o.runtimeCatalog, "runtime-catalog", "", "file listing the runtimes functions may name")
 	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
+	fs.StringVar(&o.apiserver.BindAddress, "apiserver-bind-address", "", "also serve the Appwrite REST facade on this address (empty: off)")
+	apiserver.BindFlags(fs, "apiserver-", &o.apiserver)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +77,10 @@ func runManager(args []string) int {
 }
 
 func startManager(ctx context.Context, o managerOptions) error {
+	delivery := controllers.RunnerDelivery(o.runnerDelivery)
+	if delivery != controllers.DeliverByInitContainer && delivery != controllers.DeliverByImageVolume {
+		return fmt.Errorf("--runner-delivery must be %s or %s, not %q", controllers.DeliverByInitContainer, controllers.DeliverByImageVolume, o.runnerDelivery)
+	}
 	catalog := controllers.RuntimeCatalog{}
 	if o.runtimeCatalog != "" {
 		var err error
@@ -105,7 +118,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 		Clock:          clock.RealClock{},
 		Logs:           controllers.PodLogReader{Pods: clientset.CoreV1()},
 		Runtimes:       catalog,
-		Jobs:           controllers.JobOptions{RunnerImage: o.runnerImage, StartupGrace: o.startupGrace},
+		Jobs:           controllers.JobOptions{RunnerImage: o.runnerImage, RunnerDelivery: delivery, StartupGrace: o.startupGrace},
 		MaxRecordBytes: o.maxRecordBytes,
 	}).SetupWithManager(mgr); err != nil {
 		return err
@@ -118,6 +131,11 @@ func startManager(ctx context.Context, o managerOptions) error {
 		Runtimes:  catalog,
 	}).SetupWithManager(mgr); err != nil {
 		return err
+	}
+	if o.apiserver.BindAddress != "" {
+		if _, err := apiserver.SetupWithManager(mgr, o.apiserver); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

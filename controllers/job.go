@@ -23,6 +23,9 @@ const (
 	ioDir          = "/kfn/io"
 	installMount   = "/kfn-install"
 	installedPath  = "/kfn-install/bin/kfn"
+	imageVolume    = "kfn-image"
+	imageMount     = "/kfn/image"
+	imageRunner    = "/kfn/image/kfn"
 	codeVolume     = "code"
 	codeMount      = "/kfn/code"
 	tmpVolume      = "tmp"
@@ -31,10 +34,28 @@ const (
 	runnerImageBin = "/kfn"
 )
 
+// RunnerDelivery is how the runner binary gets into a function pod.
+type RunnerDelivery string
+
+const (
+	// DeliverByInitContainer copies the runner into an emptyDir from an
+	// init container. It works on every runtime, but the kubelet starts the
+	// function container only after noticing the init container ended
+	// (up to its 1 s relist period with the generic PLEG).
+	DeliverByInitContainer RunnerDelivery = "init-container"
+	// DeliverByImageVolume mounts the runner image as a read-only volume:
+	// no extra container. It needs a runtime with image volume support
+	// (containerd 2.1+, CRI-O 1.31+).
+	DeliverByImageVolume RunnerDelivery = "image-volume"
+)
+
 // JobOptions are the operator-wide settings that shape every Job.
 type JobOptions struct {
-	// RunnerImage holds the kfn binary that the init container copies into the pod.
+	// RunnerImage holds the kfn binary that runs the function's command.
 	RunnerImage string
+	// RunnerDelivery says how the runner reaches the pod; the zero value
+	// means DeliverByInitContainer.
+	RunnerDelivery RunnerDelivery
 	// StartupGrace is added to the function timeout for the Job's deadline:
 	// the runner enforces the timeout itself, and the Job deadline (which
 	// counts from the Job's start, pulls and init containers included) is
@@ -73,36 +94,29 @@ func buildJob(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, opts
 			{Name: runnerVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			{Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		},
-		InitContainers: []corev1.Container{{
-			Name:            installContainer,
-			Image:           opts.RunnerImage,
-			ImagePullPolicy: corev1.PullIfNotPresent,
-			Command:         []string{runnerImageBin, "copy-self", installedPath},
-			VolumeMounts:    []corev1.VolumeMount{{Name: runnerVolume, MountPath: installMount}},
-			SecurityContext: restrictedContainer(),
-			// No CPU limit: throttling the copy would delay every execution.
-			Resources: corev1.ResourceRequirements{
-				Requests: corev1.ResourceList{
-					corev1.ResourceCPU:    resource.MustParse("10m"),
-					corev1.ResourceMemory: resource.MustParse("16Mi"),
-				},
-				Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
-			},
-		}},
+	}
+
+	runner := runnerPath
+	runnerMounts := []corev1.VolumeMount{{Name: runnerVolume, MountPath: runnerMount}}
+	if opts.RunnerDelivery == DeliverByImageVolume {
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: imageVolume, VolumeSource: corev1.VolumeSource{
+			Image: &corev1.ImageVolumeSource{Reference: opts.RunnerImage, PullPolicy: corev1.PullIfNotPresent},
+		}})
+		runner = imageRunner
+		runnerMounts = append(runnerMounts, corev1.VolumeMount{Name: imageVolume, MountPath: imageMount, ReadOnly: true})
+	} else {
+		pod.InitContainers = []corev1.Container{installRunner(opts.RunnerImage)}
 	}
 
 	container := corev1.Container{
-		Name:            functionContainer,
-		Image:           rf.Image,
-		ImagePullPolicy: corev1.PullIfNotPresent,
-		Command:         append([]string{runnerPath, "run", "--"}, rf.Command...),
-		Env:             executionEnv(exec, fn, timeout),
-		Resources:       fn.Spec.Resources,
-		SecurityContext: restrictedContainer(),
-		VolumeMounts: []corev1.VolumeMount{
-			{Name: runnerVolume, MountPath: runnerMount},
-			{Name: tmpVolume, MountPath: tmpMount},
-		},
+		Name:                     functionContainer,
+		Image:                    rf.Image,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		Command:                  append([]string{runner, "run", "--"}, rf.Command...),
+		Env:                      executionEnv(exec, fn, timeout),
+		Resources:                fn.Spec.Resources,
+		SecurityContext:          restrictedContainer(),
+		VolumeMounts:             append(runnerMounts, corev1.VolumeMount{Name: tmpVolume, MountPath: tmpMount}),
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 	}
 	if code := codeVolumeSource(fn); code != nil {
@@ -126,6 +140,26 @@ func buildJob(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, opts
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec:       pod,
 			},
+		},
+	}
+}
+
+// installRunner is the init container that copies the kfn binary into the pod.
+func installRunner(image string) corev1.Container {
+	return corev1.Container{
+		Name:            installContainer,
+		Image:           image,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:         []string{runnerImageBin, "copy-self", installedPath},
+		VolumeMounts:    []corev1.VolumeMount{{Name: runnerVolume, MountPath: installMount}},
+		SecurityContext: restrictedContainer(),
+		// No CPU limit: throttling the copy would delay every execution.
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("10m"),
+				corev1.ResourceMemory: resource.MustParse("16Mi"),
+			},
+			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
 		},
 	}
 }

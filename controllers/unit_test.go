@@ -10,12 +10,14 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 )
 
-// Pure functions, tested without an API server.
+// Pure functions, mostly tested without an API server.
 
 func TestFairShares(t *testing.T) {
 	g := NewWithT(t)
@@ -104,4 +106,22 @@ func TestLoadRuntimeCatalog(t *testing.T) {
 	g.Expect(os.WriteFile(typo, []byte("runtimes:\n- {name: a, imag: x}\n"), 0o600)).To(Succeed())
 	_, err = LoadRuntimeCatalog(typo)
 	g.Expect(err).To(HaveOccurred())
+}
+
+// With image volumes the runner needs no init container; the API server
+// accepts such a Job (the runtime must support image volumes to run it).
+func TestImageVolumeDelivery(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	fn := &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: "fn", Namespace: ns}, Spec: fnv1.FunctionSpec{Image: "busybox:test", Timeout: 5}}
+	exec := &fnv1.Execution{ObjectMeta: metav1.ObjectMeta{Name: "run", Namespace: ns}, Spec: fnv1.ExecutionSpec{FunctionName: "fn"}}
+	job := buildJob(exec, fn, resolvedFunction{Image: "busybox:test", Command: []string{"true"}},
+		JobOptions{RunnerImage: testRunnerImage, RunnerDelivery: DeliverByImageVolume})
+
+	pod := job.Spec.Template.Spec
+	g.Expect(pod.InitContainers).To(BeEmpty())
+	g.Expect(pod.Volumes).To(ContainElement(HaveField("VolumeSource.Image.Reference", testRunnerImage)))
+	g.Expect(pod.Containers[0].Command[:3]).To(Equal([]string{imageRunner, "run", "--"}))
+	g.Expect(pod.Containers[0].VolumeMounts).To(ContainElement(And(HaveField("MountPath", imageMount), HaveField("ReadOnly", true))))
+	g.Expect(k8s.Create(bg, job, client.DryRunAll)).To(Succeed())
 }
