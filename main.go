@@ -1,5 +1,6 @@
 // Command kfn is the one binary of kfn: the operator (manager), the REST
-// facade (apiserver, to come) and the in-pod runner (run, copy-self).
+// facade (apiserver), a test JWT minter (jwt) and the in-pod runner (run,
+// copy-self).
 package main
 
 import (
@@ -8,6 +9,7 @@ import (
 
 	_ "time/tzdata" // schedules name IANA time zones; images may lack tzdata
 
+	"github.com/kfn-dev/kfn/apiserver"
 	"github.com/kfn-dev/kfn/internal/runner"
 )
 
@@ -15,6 +17,8 @@ const usage = `usage: kfn <command> [flags]
 
 commands:
   manager     run the operator (Function and Execution controllers)
+  apiserver   serve the Appwrite Functions executions REST API (the facade)
+  jwt         mint a user JWT the facade accepts (for tests)
   run         run a function's command inside its pod (used by the Job)
   copy-self   copy this binary to a path (used by the Job's init container)
 `
@@ -28,6 +32,10 @@ func main() {
 	switch os.Args[1] {
 	case "manager":
 		os.Exit(runManager(args))
+	case "apiserver":
+		os.Exit(apiserver.Main(args))
+	case "jwt":
+		os.Exit(apiserver.JWTMain(args, os.Stdout, os.Stderr))
 	case "run":
 		os.Exit(runner.Main(args, os.Stdout, os.Stderr))
 	case "copy-self":

@@ -1,0 +1,519 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+func TestHealthRoutesCORSAndProjects(t *testing.T) {
+	p := newProject(t)
+	expectCode(t, api{}.do(t, http.MethodGet, "/v1/health", nil), 200)
+	expectError(t, api{}.do(t, http.MethodGet, "/v1/nope", nil), 404, errRouteNotFound)
+	expectError(t, p.api().do(t, http.MethodPut, "/v1/functions/f/executions", nil), 404, errRouteNotFound)
+
+	pre := api{headers: map[string]string{"Origin": "http://app.test", "Access-Control-Request-Headers": "x-appwrite-project,x-sdk-version"}}.
+		do(t, http.MethodOptions, "/v1/functions/f/executions", nil)
+	expectCode(t, pre, 204)
+	if pre.header.Get("Access-Control-Allow-Origin") != "http://app.test" || pre.header.Get("Access-Control-Allow-Credentials") != "true" ||
+		!strings.Contains(pre.header.Get("Access-Control-Allow-Headers"), "X-SDK-Version") ||
+		!strings.Contains(pre.header.Get("Access-Control-Allow-Headers"), "X-Appwrite-JWT") {
+		t.Fatalf("CORS headers: %v", pre.header)
+	}
+
+	expectError(t, api{}.list(t, "f", nil, nil), 400, errProjectUnknown)
+	expectError(t, api{project: "no-such-namespace"}.list(t, "f", nil, nil), 404, errProjectNotFound)
+	plain := "plain-" + strings.ToLower(p.name)
+	gomega.NewWithT(t).Expect(k8s.Create(bg, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: plain}})).To(gomega.Succeed())
+	expectError(t, api{project: plain}.list(t, "f", nil, nil), 404, errProjectNotFound)
+}
+
+func TestCreateSyncAndFormats(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "hello", nil)
+
+	// 1.0.0: data in, statusCode/response/stdout/stderr out.
+	r := p.api().with(func(a *api) { a.format = "1.0.0" }).create(t, fn, map[string]any{"data": "world"})
+	expectCode(t, r, 201)
+	want10 := []string{"$id", "$createdAt", "$updatedAt", "$permissions", "functionId", "trigger", "status", "statusCode", "response", "stdout", "stderr", "duration"}
+	if got := keys(r.body); !slices.Equal(got, sorted(want10)) {
+		t.Fatalf("1.0.0 fields: %v", got)
+	}
+	if r.str("status") != "completed" || r.num("statusCode") != 200 || r.str("response") != "echo:world" ||
+		r.str("stdout") != "log:world" || r.str("stderr") != "warn:world" || r.num("duration") <= 0 ||
+		r.str("functionId") != fn || r.str("trigger") != "http" || len(r.body["$permissions"].([]any)) != 0 {
+		t.Fatalf("1.0.0 record: %s", r.raw)
+	}
+	if len(r.str("$id")) != 20 || !strings.HasSuffix(r.str("$createdAt"), "+00:00") {
+		t.Fatalf("id or time: %s", r.raw)
+	}
+	e := &fnv1.Execution{}
+	gomega.NewWithT(t).Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: r.str("$id")}, e)).To(gomega.Succeed())
+	if e.Spec.Data != "world" || e.Spec.Body != "" || e.Spec.FunctionName != fn || e.Spec.Trigger != fnv1.TriggerHTTP {
+		t.Fatalf("execution spec: %+v", e.Spec)
+	}
+
+	// 1.4+: body, method, path and headers in; the new names out.
+	for _, f := range []string{"1.4.0", "1.5.0", "1.6.0", "1.8.0", ""} {
+		r := p.api().with(func(a *api) { a.format = f }).create(t, fn, map[string]any{
+			"body": "json", "method": "PUT", "path": "/a?b=1", "headers": map[string]any{"content-type": "text/plain", "x-custom": "v"},
+		})
+		expectCode(t, r, 201)
+		if r.str("responseBody") != "echo:json" || r.num("responseStatusCode") != 200 || r.str("logs") != "log:json" ||
+			r.str("errors") != "warn:json" || r.str("requestMethod") != "PUT" || r.str("requestPath") != "/a?b=1" {
+			t.Fatalf("%s record: %s", f, r.raw)
+		}
+		if hs := r.body["requestHeaders"].([]any); len(hs) != 1 || hs[0].(map[string]any)["name"] != "content-type" {
+			t.Fatalf("%s requestHeaders keep only allow-listed ones: %v", f, hs)
+		}
+		for _, old := range []string{"statusCode", "response", "stdout", "stderr"} {
+			if _, ok := r.body[old]; ok {
+				t.Fatalf("%s has %s: %s", f, old, r.raw)
+			}
+		}
+		_, scheduled := r.body["scheduledAt"]
+		_, deployment := r.body["deploymentId"]
+		if scheduled != (f == "1.6.0" || f == "1.8.0" || f == "") || deployment != (f == "1.8.0" || f == "") {
+			t.Fatalf("%s scheduledAt/deploymentId: %s", f, r.raw)
+		}
+	}
+	// The record of a failed function.
+	r = p.api().with(func(a *api) { a.format = "1.0.0" }).create(t, fn, map[string]any{"data": "fail"})
+	expectCode(t, r, 201)
+	if r.str("status") != "failed" || r.num("statusCode") != 500 || r.str("stderr") != "boom" {
+		t.Fatalf("failed record: %s", r.raw)
+	}
+}
+
+func TestFourHundredsPerFormat(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "teapot", nil)
+	r := p.api().create(t, fn, map[string]any{"body": "status:418"})
+	expectCode(t, r, 201)
+	id := r.str("$id")
+	for f, want := range map[string]string{"1.0.0": "completed", "1.4.0": "failed", "1.5.0": "failed", "1.6.0": "completed", "": "completed"} {
+		if got := p.api().with(func(a *api) { a.format = f }).get(t, fn, id).str("status"); got != want {
+			t.Errorf("format %q: status %s, want %s", f, got, want)
+		}
+	}
+}
+
+func TestCreateAsync(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "later", nil)
+	for _, f := range []string{"1.0.0", ""} {
+		a := p.api().with(func(a *api) { a.format = f })
+		r := a.create(t, fn, map[string]any{"data": "sleep:300", "body": "sleep:300", "async": true})
+		expectCode(t, r, 202)
+		code, body, logs := "statusCode", "response", "stdout"
+		if f == "" {
+			code, body, logs = "responseStatusCode", "responseBody", "logs"
+		}
+		if r.str("status") != "waiting" || r.num(code) != 0 || r.str(body) != "" || r.str(logs) != "" || r.num("duration") != 0 {
+			t.Fatalf("async record: %s", r.raw)
+		}
+		// Readable at once, and completed later.
+		expectCode(t, a.get(t, fn, r.str("$id")), 200)
+		p.waitStatus(t, fn, r.str("$id"), "completed")
+	}
+}
+
+func TestCreateValidation(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "strict", nil)
+	v10 := p.api().with(func(a *api) { a.format = "1.0.0" })
+	v16 := p.api().with(func(a *api) { a.format = "1.6.0" })
+	v18 := p.api().with(func(a *api) { a.format = "1.8.0" })
+
+	expectError(t, v10.create(t, fn, `{"data": "x"`), 400, errArgumentInvalid)
+	expectError(t, v10.create(t, fn, `[1,2]`), 400, errArgumentInvalid)
+	expectError(t, v10.create(t, fn, map[string]any{"data": strings.Repeat("é", maxData+1)}), 400, errArgumentInvalid)
+	expectCode(t, v10.create(t, fn, map[string]any{"data": strings.Repeat("é", maxData), "async": true}), 202)
+	expectError(t, v10.create(t, fn, map[string]any{"data": 5}), 400, errArgumentInvalid)
+	expectError(t, v10.create(t, fn, map[string]any{"async": "true"}), 400, errArgumentInvalid)
+	expectError(t, p.api().with(func(a *api) { a.format = "1.5.0" }).create(t, fn, map[string]any{"async": 1}), 400, errArgumentInvalid)
+	expectCode(t, v16.create(t, fn, map[string]any{"async": "true"}), 202)
+	expectCode(t, v10.create(t, fn, nil), 201) // no body at all: defaults
+
+	expectError(t, v16.create(t, fn, map[string]any{"method": "TRACE"}), 400, errArgumentInvalid)
+	expectError(t, v16.create(t, fn, map[string]any{"method": "HEAD"}), 400, errArgumentInvalid)
+	expectCode(t, v18.create(t, fn, map[string]any{"method": "HEAD"}), 201)
+	expectError(t, v16.create(t, fn, map[string]any{"path": strings.Repeat("p", maxPath+1)}), 400, errArgumentInvalid)
+	expectError(t, v16.create(t, fn, map[string]any{"body": strings.Repeat("b", maxBody+1)}), 400, errArgumentInvalid)
+	expectError(t, v16.create(t, fn, map[string]any{"headers": map[string]any{"x-appwrite-user-id": "me"}}), 400, errArgumentInvalid)
+	expectError(t, v16.create(t, fn, map[string]any{"headers": map[string]any{"bad key": "v"}}), 400, errArgumentInvalid)
+	many := map[string]any{}
+	for i := 0; i <= maxHeaders; i++ {
+		many[fmt.Sprintf("h%d", i)] = "v"
+	}
+	expectError(t, v16.create(t, fn, map[string]any{"headers": many}), 400, errArgumentInvalid)
+	expectError(t, v16.create(t, fn, map[string]any{"headers": map[string]any{"big": strings.Repeat("v", maxHeadersSize)}}), 400, errArgumentInvalid)
+	expectError(t, v16.create(t, fn, map[string]any{"headers": 3}), 400, errArgumentInvalid)
+	r := v16.create(t, fn, map[string]any{"headers": `{"content-type":"text/plain"}`})
+	expectCode(t, r, 201)
+	// 1.4/1.5 drop x-appwrite-* headers instead of rejecting them.
+	r = p.api().with(func(a *api) { a.format = "1.4.0" }).create(t, fn, map[string]any{"headers": map[string]any{"X-Appwrite-Trigger": "event", "Content-Type": "a/b"}})
+	expectCode(t, r, 201)
+	e := &fnv1.Execution{}
+	gomega.NewWithT(t).Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: r.str("$id")}, e)).To(gomega.Succeed())
+	if len(e.Spec.Headers) != 1 || e.Spec.Headers["content-type"] != "a/b" {
+		t.Fatalf("headers: %v", e.Spec.Headers)
+	}
+	expectError(t, v16.create(t, fn, map[string]any{"scheduledAt": "2030-01-01T00:00:00.000+00:00"}), 400, errBadRequest)
+	expectError(t, v16.create(t, fn, map[string]any{"scheduledAt": "2030-01-01T00:00:00.000+00:00", "async": true}), 400, errBadRequest)
+}
+
+func TestFunctionNotFound(t *testing.T) {
+	p := newProject(t)
+	off := p.function(t, "off", disabled)
+	for _, a := range []api{p.api(), p.guest(), p.api().with(func(a *api) { a.format = "1.0.0" })} {
+		expectError(t, a.create(t, "missing", nil), 404, errFunctionNotFound)
+		expectError(t, a.create(t, off, nil), 404, errFunctionNotFound)
+	}
+	expectError(t, p.api().list(t, "missing", nil, nil), 404, errFunctionNotFound)
+	expectError(t, p.api().get(t, "missing", "abc"), 404, errFunctionNotFound)
+	expectCode(t, p.api().list(t, off, nil, nil), 200)
+	expectError(t, p.api().get(t, off, "nope"), 404, errExecutionNotFound)
+	expectError(t, p.api().get(t, off, "Not_A..Name"), 404, errExecutionNotFound)
+}
+
+func TestSyncTimeout(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "slow", func(f *fnv1.Function) { f.Spec.Timeout = 1 })
+	start := time.Now()
+	expectError(t, p.api().with(func(a *api) { a.format = "1.6.0" }).create(t, fn, map[string]any{"body": "hang"}), 408, errSyncTimeout)
+	if d := time.Since(start); d < testSyncTimeout || d > testSyncTimeout+5*time.Second {
+		t.Fatalf("1.6 sync timeout after %s, want about %s", d, testSyncTimeout)
+	}
+	// 1.4/1.5: the record as it stands after the bound.
+	r := p.api().with(func(a *api) { a.format = "1.4.0" }).create(t, fn, map[string]any{"body": "hang"})
+	expectCode(t, r, 201)
+	if s := r.str("status"); s != "processing" && s != "waiting" {
+		t.Fatalf("1.4 timed out record: %s", r.raw)
+	}
+	// 1.0: bounded by the function timeout plus the grace.
+	start = time.Now()
+	r = p.api().with(func(a *api) { a.format = "1.0.0" }).create(t, fn, map[string]any{"data": "hang"})
+	expectCode(t, r, 201)
+	if d := time.Since(start); d < time.Second+testSyncGrace || d > testSyncTimeout {
+		t.Fatalf("1.0 sync wait %s, want about %s", d, time.Second+testSyncGrace)
+	}
+	// A sync execution slower than the informer's first events still returns final.
+	r = p.api().create(t, fn, map[string]any{"body": "sleep:500"})
+	expectCode(t, r, 201)
+	if r.str("status") != "completed" || r.num("duration") < 0.5 {
+		t.Fatalf("sleeping execution: %s", r.raw)
+	}
+}
+
+func TestPermissions(t *testing.T) {
+	p := newProject(t)
+	anyone := p.function(t, "anyone", nil)
+	users := p.function(t, "users", func(f *fnv1.Function) { f.Spec.Execute = []string{"users"} })
+	alicesOnly := p.function(t, "alice", func(f *fnv1.Function) { f.Spec.Execute = []string{"user:alice"} })
+	keysOnly := p.function(t, "keys", func(f *fnv1.Function) { f.Spec.Execute = nil })
+	alice, bob, guest := p.user(t, "alice"), p.user(t, "bob"), p.guest()
+
+	// Guests may create (when allowed) but not read.
+	r := guest.create(t, anyone, map[string]any{"body": "g"})
+	expectCode(t, r, 201)
+	if r.str("logs") != "" || r.str("errors") != "" || r.str("responseBody") != "echo:g" || len(r.body["$permissions"].([]any)) != 0 {
+		t.Fatalf("guest record: %s", r.raw)
+	}
+	guestID := r.str("$id")
+	expectError(t, guest.list(t, anyone, nil, nil), 401, errUnauthorizedScope)
+	expectError(t, guest.get(t, anyone, guestID), 401, errUnauthorizedScope)
+	expectError(t, guest.create(t, users, nil), 401, errUserUnauthorized)
+	expectError(t, guest.create(t, keysOnly, nil), 401, errUserUnauthorized)
+
+	// Users: execute roles, own executions only, logs blanked.
+	r = alice.create(t, users, map[string]any{"body": "a"})
+	expectCode(t, r, 201)
+	aliceID := r.str("$id")
+	if perms := r.body["$permissions"].([]any); len(perms) != 1 || perms[0] != `read("user:alice")` || r.str("logs") != "" || r.str("responseBody") != "echo:a user:alice" {
+		t.Fatalf("alice's record: %s", r.raw)
+	}
+	expectCode(t, alice.create(t, alicesOnly, nil), 201)
+	expectError(t, bob.create(t, alicesOnly, nil), 401, errUserUnauthorized)
+	expectError(t, alice.create(t, keysOnly, nil), 401, errUserUnauthorized)
+	expectCode(t, alice.get(t, users, aliceID), 200)
+	expectError(t, bob.get(t, users, aliceID), 404, errExecutionNotFound)
+	expectError(t, alice.get(t, anyone, aliceID), 404, errExecutionNotFound) // wrong function
+	if l := alice.list(t, users, nil, nil); l.num("total") != 1 || l.ids()[0] != aliceID {
+		t.Fatalf("alice's list: %s", l.raw)
+	}
+	if l := bob.list(t, users, nil, nil); l.code != 200 || l.num("total") != 0 {
+		t.Fatalf("bob's list: %s", l.raw)
+	}
+	// The caller's identity reaches the Execution; the JWT only through a Secret.
+	e := &fnv1.Execution{}
+	g := gomega.NewWithT(t)
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: aliceID}, e)).To(gomega.Succeed())
+	g.Expect(e.Spec.UserID).To(gomega.Equal("alice"))
+	g.Expect(e.Spec.JWTSecretName).NotTo(gomega.BeEmpty())
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: e.Spec.JWTSecretName}, secret)).To(gomega.Succeed())
+	g.Expect(string(secret.Data["jwt"])).To(gomega.Equal(alice.jwt))
+	g.Eventually(func() bool {
+		_ = k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: e.Spec.JWTSecretName}, secret)
+		return len(secret.OwnerReferences) == 1 && secret.OwnerReferences[0].Name == aliceID
+	}, eventually, 50*time.Millisecond).Should(gomega.BeTrue(), "the Execution adopts the JWT secret")
+
+	// API keys: everything, with logs; scopes decide.
+	r = p.api().get(t, users, aliceID)
+	if r.code != 200 || r.str("logs") != "log:a" || r.str("errors") != "warn:a" {
+		t.Fatalf("API key read: %s", r.raw)
+	}
+	expectCode(t, p.api().create(t, keysOnly, nil), 201)
+	writeOnly, readOnly, none := "w-"+p.key, "r-"+p.key, "n-"+p.key
+	addKey(t, p.name, writeOnly, "execution.write")
+	addKey(t, p.name, readOnly, "executions.read")
+	addKey(t, p.name, none, "functions.read")
+	waitKey(t, p.name, none)
+	expectCode(t, api{project: p.name, key: writeOnly}.create(t, anyone, nil), 201)
+	expectError(t, api{project: p.name, key: writeOnly}.list(t, anyone, nil, nil), 401, errUnauthorizedScope)
+	expectCode(t, api{project: p.name, key: readOnly}.list(t, anyone, nil, nil), 200)
+	expectError(t, api{project: p.name, key: readOnly}.create(t, anyone, nil), 401, errUnauthorizedScope)
+	expectError(t, api{project: p.name, key: none}.get(t, anyone, guestID), 401, errUnauthorizedScope)
+	expectError(t, api{project: p.name, key: "wrong"}.list(t, anyone, nil, nil), 401, errUserUnauthorized)
+	// A key of another project is not a key here.
+	other := newProject(t)
+	expectError(t, api{project: p.name, key: other.key}.list(t, anyone, nil, nil), 401, errUserUnauthorized)
+
+	// Bad JWTs.
+	expectError(t, api{project: p.name, jwt: "not-a-jwt"}.list(t, anyone, nil, nil), 401, errJWTInvalid)
+	expectError(t, other.user(t, "alice").with(func(a *api) { a.project = p.name }).list(t, anyone, nil, nil), 401, errJWTInvalid)
+	old, _ := MintJWT(p.jwtKey, "alice", "s", time.Now().Add(-20*time.Minute), time.Hour)
+	expectError(t, api{project: p.name, jwt: old}.list(t, anyone, nil, nil), 401, errJWTInvalid)
+	none256 := jwt.NewWithClaims(jwt.SigningMethodHS512, Claims{UserID: "alice", RegisteredClaims: jwt.RegisteredClaims{IssuedAt: jwt.NewNumericDate(time.Now())}})
+	tok, _ := none256.SignedString(p.jwtKey)
+	expectError(t, api{project: p.name, jwt: tok}.list(t, anyone, nil, nil), 401, errJWTInvalid)
+}
+
+func waitKey(t *testing.T, ns, key string) {
+	t.Helper()
+	gomega.NewWithT(t).Eventually(func() string {
+		return api{project: ns, key: key}.list(t, "none", nil, nil).str("type")
+	}, eventually, 50*time.Millisecond).ShouldNot(gomega.Equal(errUserUnauthorized))
+}
+
+func TestRateLimit(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "limited", nil)
+	v10 := p.guest().with(func(a *api) { a.format = "1.0.0" })
+	for i := 0; i < testRateLimit; i++ {
+		r := v10.create(t, fn, map[string]any{"async": true})
+		expectCode(t, r, 202)
+		if r.header.Get("X-RateLimit-Limit") != fmt.Sprint(testRateLimit) || r.header.Get("X-RateLimit-Remaining") != fmt.Sprint(testRateLimit-1-i) ||
+			r.header.Get("X-RateLimit-Reset") == "" {
+			t.Fatalf("rate limit headers: %v", r.header)
+		}
+	}
+	r := v10.create(t, fn, map[string]any{"async": true})
+	expectError(t, r, 429, errRateLimit)
+	if r.header.Get("X-RateLimit-Remaining") != "0" {
+		t.Fatalf("headers on 429: %v", r.header)
+	}
+	// Per user: alice has her own budget; 1.4+ and API keys are not limited.
+	expectCode(t, p.user(t, "alice").with(func(a *api) { a.format = "1.0.0" }).create(t, fn, map[string]any{"async": true}), 202)
+	r = p.guest().with(func(a *api) { a.format = "1.4.0" }).create(t, fn, map[string]any{"async": true})
+	expectCode(t, r, 202)
+	if r.header.Get("X-RateLimit-Limit") != "" {
+		t.Fatalf("1.4 is not rate limited: %v", r.header)
+	}
+	expectCode(t, p.api().with(func(a *api) { a.format = "1.0.0" }).create(t, fn, map[string]any{"async": true}), 202)
+}
+
+func TestDelete(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "gone", nil)
+	del := func(a api, id string) response {
+		return a.do(t, http.MethodDelete, "/v1/functions/"+fn+"/executions/"+id, nil)
+	}
+	done := p.api().create(t, fn, map[string]any{"body": "x"}).str("$id")
+	expectError(t, del(p.api().with(func(a *api) { a.format = "1.0.0" }), done), 404, errRouteNotFound)
+	expectError(t, del(p.api().with(func(a *api) { a.format = "1.5.0" }), done), 404, errRouteNotFound)
+	alices := p.user(t, "alice").create(t, fn, map[string]any{"body": "x"}).str("$id")
+	expectError(t, del(p.user(t, "alice"), alices), 401, errUserUnauthorized)
+	expectError(t, del(p.guest(), done), 404, errExecutionNotFound)
+	readOnly := "r-" + p.key
+	addKey(t, p.name, readOnly, "execution.read")
+	waitKey(t, p.name, readOnly)
+	expectError(t, del(api{project: p.name, key: readOnly}, done), 401, errUnauthorizedScope)
+	running := p.api().create(t, fn, map[string]any{"body": "hang", "async": true}).str("$id")
+	expectError(t, del(p.api(), running), 400, errExecutionRunning)
+	r := del(p.api().with(func(a *api) { a.format = "1.6.0" }), done)
+	expectCode(t, r, 204)
+	if r.raw != "" {
+		t.Fatalf("204 with a body: %q", r.raw)
+	}
+	gomega.NewWithT(t).Eventually(func() int { return p.api().get(t, fn, done).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(404))
+	expectError(t, del(p.api(), "missing"), 404, errExecutionNotFound)
+}
+
+func TestListQueriesAndPagination(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "many", nil)
+	other := p.function(t, "other", nil)
+	payloads := []string{"a", "b", "status:404", "fail", "sleep:400", "c"}
+	var ids []string
+	for _, pl := range payloads {
+		r := p.api().create(t, fn, map[string]any{"body": pl})
+		expectCode(t, r, 201)
+		ids = append(ids, r.str("$id"))
+	}
+	otherID := p.api().create(t, other, nil).str("$id")
+
+	v10 := p.api().with(func(a *api) { a.format = "1.0.0" })
+	v14 := p.api().with(func(a *api) { a.format = "1.4.0" })
+	v16 := p.api().with(func(a *api) { a.format = "1.6.0" })
+	v18 := p.api().with(func(a *api) { a.format = "1.8.0" })
+	list := func(a api, qs ...string) response {
+		t.Helper()
+		r := a.list(t, fn, qs, nil)
+		expectCode(t, r, 200)
+		return r
+	}
+	expectIDs := func(r response, want ...string) {
+		t.Helper()
+		if !slices.Equal(r.ids(), want) {
+			t.Fatalf("ids %v, want %v (%s)", r.ids(), want, r.raw)
+		}
+	}
+
+	// Default: oldest first, all of this function only, total of matches.
+	r := list(v10)
+	expectIDs(r, ids...)
+	if r.num("total") != 6 {
+		t.Fatalf("total: %s", r.raw)
+	}
+	// 1.0 string syntax.
+	expectIDs(list(v10, `equal("status", ["failed"])`), ids[3])
+	expectIDs(list(v10, `equal("status", "failed")`), ids[3])
+	expectIDs(list(v10, `equal('statusCode', [404, 500])`), ids[2], ids[3])
+	expectIDs(list(v10, `notEqual("status", ["completed"])`), ids[3])
+	expectIDs(list(v10, `greaterThan("duration", 0.3)`), ids[4])
+	expectIDs(list(v10, `lessThan("statusCode", 300)`, `lessThanEqual("duration", 0.2)`), ids[0], ids[1], ids[5])
+	expectIDs(list(v10, `greaterThanEqual("statusCode", 404)`, `orderDesc("statusCode")`), ids[3], ids[2])
+	expectIDs(list(v10, `equal("$id", ["`+ids[1]+`"])`), ids[1])
+	expectIDs(list(v10, `equal("trigger", ["http"])`, `limit(2)`, `offset(1)`), ids[1], ids[2])
+	expectIDs(list(v10, `orderDesc("$createdAt")`, `limit(3)`), ids[5], ids[4], ids[3])
+	expectIDs(list(v10, `orderAsc("")`, `limit(1)`), ids[0])
+	expectIDs(list(v10, `limit(0)`))
+	expectIDs(list(v10, `greaterThan("$createdAt", "2000-01-01T00:00:00.000+00:00")`, `limit(1)`), ids[0])
+	if r := list(v10, `limit(1)`); r.num("total") != 6 || len(r.ids()) != 1 {
+		t.Fatalf("total ignores limit: %s", r.raw)
+	}
+	// 1.4: 4xx is failed; isNull/between/startsWith/endsWith.
+	expectIDs(list(v14, `equal("status", ["failed"])`), ids[2], ids[3])
+	expectIDs(list(v14, `between("responseStatusCode", 400, 499)`), ids[2])
+	expectIDs(list(v14, `startsWith("$id", "`+ids[0]+`")`), ids[0])
+	expectIDs(list(v14, `endsWith("$id", "`+ids[5][10:]+`")`), ids[5])
+	expectIDs(list(v14, `isNotNull("status")`, `limit(1)`), ids[0])
+	expectIDs(list(v14, `isNull("status")`))
+	// 1.5+ JSON syntax, and/or.
+	expectIDs(list(v16, `{"method":"equal","attribute":"status","values":["completed"]}`), ids[0], ids[1], ids[2], ids[4], ids[5])
+	expectIDs(list(v16, `{"method":"or","values":[{"method":"equal","attribute":"responseStatusCode","values":[404]},{"method":"equal","attribute":"responseStatusCode","values":[500]}]}`), ids[2], ids[3])
+	expectIDs(list(v16, `{"method":"and","values":[{"method":"equal","attribute":"status","values":["completed"]},{"method":"greaterThan","attribute":"duration","values":[0.3]}]}`), ids[4])
+	expectIDs(list(v16, `{"method":"equal","attribute":"requestMethod","values":["POST"]}`, `{"method":"limit","values":[1]}`), ids[0])
+	expectIDs(list(v16, `{"method":"orderDesc","attribute":"$createdAt"}`, `{"method":"limit","values":[2]}`, `{"method":"offset","values":[1]}`), ids[4], ids[3])
+	if r := v18.list(t, fn, nil, url.Values{"total": {"false"}}); r.num("total") != 0 || len(r.ids()) != 6 {
+		t.Fatalf("total=false: %s", r.raw)
+	}
+	// Indexed keys (the web SDK's queries[0]=…) keep their order.
+	r = v10.do(t, http.MethodGet, "/v1/functions/"+fn+"/executions?queries%5B1%5D=limit%282%29&queries%5B0%5D=orderDesc%28%22%24createdAt%22%29", nil)
+	expectIDs(r, ids[5], ids[4])
+
+	// Search: function and execution IDs; gone from 1.7.
+	search := func(a api, term string) response { return a.list(t, fn, nil, url.Values{"search": {term}}) }
+	expectIDs(search(v10, ids[2]), ids[2])
+	expectIDs(search(v10, "many"), ids...)
+	expectIDs(search(v10, ids[2][:15]+" nothing"), ids[2])
+	expectIDs(search(v16, "other"))
+	expectIDs(search(p.api(), "other"), ids...)
+	expectError(t, search(v10, strings.Repeat("s", maxSearch+1)), 400, errArgumentInvalid)
+
+	// Cursors: pages of two forwards, then back.
+	page1 := list(v10, `limit(2)`)
+	expectIDs(page1, ids[0], ids[1])
+	page2 := list(v10, `limit(2)`, `cursorAfter("`+ids[1]+`")`)
+	expectIDs(page2, ids[2], ids[3])
+	expectIDs(list(v10, `limit(2)`, `cursorAfter("`+ids[3]+`")`), ids[4], ids[5])
+	expectIDs(list(v10, `limit(2)`, `cursorAfter("`+ids[5]+`")`))
+	expectIDs(list(v10, `limit(2)`, `cursorBefore("`+ids[2]+`")`), ids[0], ids[1])
+	expectIDs(list(v10, `limit(2)`, `cursorBefore("`+ids[5]+`")`), ids[3], ids[4])
+	expectIDs(list(v16, `{"method":"cursorAfter","values":["`+ids[3]+`"]}`, `{"method":"orderDesc","attribute":"$createdAt"}`), ids[2], ids[1], ids[0])
+	expectIDs(list(v16, `{"method":"cursorAfter","values":["`+ids[0]+`"]}`, `{"method":"equal","attribute":"status","values":["completed"]}`, `{"method":"limit","values":[2]}`), ids[1], ids[2])
+	expectError(t, v10.list(t, fn, []string{`cursorAfter("nope")`}, nil), 400, errCursorNotFound)
+	expectError(t, v10.list(t, fn, []string{`cursorAfter("` + otherID + `")`}, nil), 400, errCursorNotFound)
+
+	// Bad queries name the problem.
+	bad := []struct {
+		a       api
+		query   string
+		typ     string
+		message string
+	}{
+		{v10, `contains("status", ["x"])`, errArgumentInvalid, "Query method not valid: contains"},
+		{v10, `isNull("status")`, errArgumentInvalid, "Query method not valid: isNull"},
+		{v10, `equal("responseStatusCode", [200])`, errArgumentInvalid, "Attribute not found in schema: responseStatusCode"},
+		{v10, `equal("statusCode", ["200"])`, errArgumentInvalid, "Query type does not match expected: integer"},
+		{v10, `equal("status", [1])`, errArgumentInvalid, "Query type does not match expected: string"},
+		{v10, `equal("$createdAt", ["yesterday"])`, errArgumentInvalid, "Query type does not match expected: datetime"},
+		{v10, `limit(101)`, errArgumentInvalid, "Invalid limit"},
+		{v10, `limit(-1)`, errArgumentInvalid, "Invalid limit"},
+		{v10, `offset(5001)`, errArgumentInvalid, "Invalid offset"},
+		{v10, `cursorAfter("bad id!")`, errArgumentInvalid, "Invalid cursor"},
+		{v10, `search("status", "x")`, errArgumentInvalid, "requires a fulltext index"},
+		{v10, `equal("status" ["x"])`, errArgumentInvalid, "Invalid query"},
+		{v10, `equal("status", [x])`, errArgumentInvalid, "Invalid query"},
+		{v10, `{"method":"limit","values":[1]}`, errArgumentInvalid, "Invalid query"},
+		{v14, `equal("status", [`, errQueryInvalid, "Invalid query"},
+		{v14, `limit(0)`, errArgumentInvalid, "Invalid limit"},
+		{v14, `between("duration", 1)`, errArgumentInvalid, "Between queries require exactly two values"},
+		{v16, `equal("status", ["x"])`, errQueryInvalid, "Invalid query"},
+		{v16, `{"method":"equal","attribute":"statusCode","values":[200]}`, errArgumentInvalid, "Attribute not found in schema: statusCode"},
+		{v16, `{"method":"select","values":["status"]}`, errArgumentInvalid, "Query method not valid: select"},
+		{v16, `{"method":"or","values":[{"method":"limit","values":[1]},{"method":"equal","attribute":"status","values":["x"]}]}`, errArgumentInvalid, "can only contain filter queries"},
+		{v16, `{"method":"equal","attribute":"status","values":[` + strings.Repeat(`"x",`, maxQueryValues) + `"x"]}`, errQueryLimit, "greater than 100 values"},
+		{v16, `{"method":"orderAsc","attribute":"nope"}`, errArgumentInvalid, "Attribute not found in schema: nope"},
+	}
+	for _, b := range bad {
+		r := b.a.list(t, fn, []string{b.query}, nil)
+		expectError(t, r, 400, b.typ)
+		if !strings.Contains(r.str("message"), b.message) {
+			t.Errorf("%s: message %q does not name %q", b.query, r.str("message"), b.message)
+		}
+	}
+	tooMany := make([]string, maxQueries+1)
+	for i := range tooMany {
+		tooMany[i] = `limit(1)`
+	}
+	expectError(t, v10.list(t, fn, tooMany, nil), 400, errArgumentInvalid)
+	expectError(t, v10.list(t, fn, []string{`equal("status", ["` + strings.Repeat("x", maxQueryLength) + `"])`}, nil), 400, errArgumentInvalid)
+}
+
+func TestPanicsAnswerUnknown(t *testing.T) {
+	s := &Server{opts: DefaultOptions(), log: facade.log}
+	e, err := s.newEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.GET("/v1/panic", func(c *ginContext) { panic("boom") })
+	w := serve(e, http.MethodGet, "/v1/panic")
+	if w.Code != 500 || !strings.Contains(w.Body.String(), `"type":"general_unknown"`) {
+		t.Fatalf("panic answered %d %s", w.Code, w.Body.String())
+	}
+}

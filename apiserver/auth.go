@@ -1,0 +1,213 @@
+package apiserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Labels and names of the objects that configure projects and credentials.
+const (
+	// LabelProject opts a namespace in as an Appwrite project.
+	LabelProject = "functions.kfn.dev/project"
+	// LabelAPIKey marks a Secret holding one API key of its namespace's project.
+	LabelAPIKey = "functions.kfn.dev/api-key"
+	// APIKeyHashKey is the Secret key with the hex SHA-256 of the API key.
+	APIKeyHashKey = "hash"
+	// APIKeyScopesKey is the Secret key with the key's scopes, comma or space separated.
+	APIKeyScopesKey = "scopes"
+	// JWTSecretName is the Secret holding the project's JWT signing key.
+	JWTSecretName = "kfn-jwt"
+	// JWTSecretKey is the key of the signing key in JWTSecretName.
+	JWTSecretKey = "key"
+	// JWTMaxAge is how long a JWT is accepted after it was issued.
+	JWTMaxAge = 900 * time.Second
+	// jwtLeeway tolerates clock skew, as Appwrite does.
+	jwtLeeway = 10 * time.Second
+)
+
+// Scopes.
+const (
+	scopeExecutionRead  = "execution.read"
+	scopeExecutionWrite = "execution.write"
+)
+
+type callerKind int
+
+const (
+	guest callerKind = iota
+	user
+	apiKey
+)
+
+// caller is who sent a request.
+type caller struct {
+	kind      callerKind
+	userID    string
+	sessionID string
+	jwt       string
+	keyName   string
+	scopes    map[string]bool
+}
+
+// roleScopes are the scopes of guests and users (Appwrite's roles.php):
+// guests may create executions but not read them.
+var roleScopes = map[callerKind]map[string]bool{
+	guest: {scopeExecutionWrite: true},
+	user:  {scopeExecutionRead: true, scopeExecutionWrite: true},
+}
+
+func (c caller) has(scope string) bool {
+	// Appwrite 1.9 renamed execution.* to executions.*; either grants.
+	return c.scopes[scope] || c.scopes[strings.Replace(scope, "execution.", "executions.", 1)]
+}
+
+// roles are the Appwrite roles the caller holds, matched against a
+// function's execute list.
+func (c caller) roles() []string {
+	switch c.kind {
+	case user:
+		return []string{"any", "users", "user:" + c.userID}
+	case guest:
+		return []string{"any", "guests"}
+	}
+	return []string{"any"}
+}
+
+func (c caller) mayExecute(execute []string) bool {
+	if c.kind == apiKey {
+		return true // API keys run with authorization disabled
+	}
+	for _, r := range c.roles() {
+		if slices.Contains(execute, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// canSee tells whether the caller may read an execution created by userID:
+// users see their own (read("user:ID")), API keys see all.
+func (c caller) canSee(userID string) bool {
+	switch c.kind {
+	case apiKey:
+		return true
+	case user:
+		return userID == c.userID
+	}
+	return false
+}
+
+// authenticate finds the caller of a request in a project namespace.
+func (s *Server) authenticate(ctx context.Context, namespace, key, token string) (caller, *apiError) {
+	switch {
+	case key != "":
+		return s.apiKeyCaller(ctx, namespace, key)
+	case token != "":
+		claims, err := s.verifyJWT(ctx, namespace, token)
+		if err != nil {
+			return caller{}, newError(errJWTInvalid, "Failed to verify JWT. %v", err)
+		}
+		return caller{kind: user, userID: claims.UserID, sessionID: claims.SessionID, jwt: token, scopes: roleScopes[user]}, nil
+	}
+	return caller{kind: guest, scopes: roleScopes[guest]}, nil
+}
+
+// apiKeyCaller matches a key against the hashed keys of the project.
+func (s *Server) apiKeyCaller(ctx context.Context, namespace, key string) (caller, *apiError) {
+	var secrets corev1.SecretList
+	if err := s.creds.List(ctx, &secrets, client.InNamespace(namespace), client.MatchingLabels{LabelAPIKey: "true"}); err != nil {
+		return caller{}, newError(errUnknown)
+	}
+	sum := sha256.Sum256([]byte(key))
+	given := []byte(hex.EncodeToString(sum[:]))
+	var found *corev1.Secret
+	for i := range secrets.Items {
+		want := []byte(strings.ToLower(strings.TrimSpace(string(secrets.Items[i].Data[APIKeyHashKey]))))
+		if subtle.ConstantTimeCompare(given, want) == 1 && found == nil {
+			found = &secrets.Items[i]
+		}
+	}
+	if found == nil {
+		return caller{}, newError(errUserUnauthorized, "The API key is invalid. Please check the value of the X-Appwrite-Key header.")
+	}
+	scopes := map[string]bool{}
+	for _, sc := range strings.FieldsFunc(string(found.Data[APIKeyScopesKey]), func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\n' || r == '\t'
+	}) {
+		scopes[sc] = true
+	}
+	return caller{kind: apiKey, keyName: found.Name, scopes: scopes}, nil
+}
+
+// Claims are the claims of an Appwrite user JWT.
+type Claims struct {
+	UserID    string `json:"userId"`
+	SessionID string `json:"sessionId"`
+	jwt.RegisteredClaims
+}
+
+func (s *Server) verifyJWT(ctx context.Context, namespace, token string) (*Claims, error) {
+	secret := &corev1.Secret{}
+	if err := s.jwtKeys.Get(ctx, types.NamespacedName{Namespace: namespace, Name: JWTSecretName}, secret); err != nil {
+		return nil, errors.New("the project has no JWT key")
+	}
+	return VerifyJWT(token, secret.Data[JWTSecretKey], time.Now())
+}
+
+// VerifyJWT checks an HS256 token signed with key: signature, userId
+// claim, issued at most JWTMaxAge ago, and not expired.
+func VerifyJWT(token string, key []byte, now time.Time) (*Claims, error) {
+	if len(key) == 0 {
+		return nil, errors.New("the project's JWT key is empty")
+	}
+	claims := &Claims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return key, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuedAt(), jwt.WithLeeway(jwtLeeway), jwt.WithTimeFunc(func() time.Time { return now }))
+	if err != nil {
+		return nil, err
+	}
+	if claims.IssuedAt == nil {
+		return nil, errors.New("token has no iat claim")
+	}
+	if now.Sub(claims.IssuedAt.Time) > JWTMaxAge+jwtLeeway {
+		return nil, fmt.Errorf("token is older than %s", JWTMaxAge)
+	}
+	if claims.UserID == "" || !validUID(claims.UserID) {
+		return nil, errors.New("token has no valid userId claim")
+	}
+	return claims, nil
+}
+
+// MintJWT signs a user JWT the facade accepts.
+func MintJWT(key []byte, userID, sessionID string, now time.Time, ttl time.Duration) (string, error) {
+	if len(key) == 0 {
+		return "", errors.New("empty signing key")
+	}
+	if ttl <= 0 || ttl > JWTMaxAge {
+		ttl = JWTMaxAge
+	}
+	claims := Claims{UserID: userID, SessionID: sessionID, RegisteredClaims: jwt.RegisteredClaims{
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
+}
+
+// HashAPIKey is what an API key Secret stores under APIKeyHashKey.
+func HashAPIKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}

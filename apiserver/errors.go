@@ -1,0 +1,106 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Appwrite error types the facade answers with, and their HTTP codes and
+// default messages (Appwrite's app/config/errors.php).
+const (
+	errUnknown            = "general_unknown"
+	errRouteNotFound      = "general_route_not_found"
+	errArgumentInvalid    = "general_argument_invalid"
+	errQueryInvalid       = "general_query_invalid"
+	errQueryLimit         = "general_query_limit_exceeded"
+	errCursorNotFound     = "general_cursor_not_found"
+	errBadRequest         = "general_bad_request"
+	errRateLimit          = "general_rate_limit_exceeded"
+	errUnauthorizedScope  = "general_unauthorized_scope"
+	errUserUnauthorized   = "user_unauthorized"
+	errJWTInvalid         = "user_jwt_invalid"
+	errProjectUnknown     = "project_unknown"
+	errProjectNotFound    = "project_not_found"
+	errFunctionNotFound   = "function_not_found"
+	errExecutionNotFound  = "execution_not_found"
+	errExecutionRunning   = "execution_in_progress"
+	errSyncTimeout        = "function_synchronous_timeout"
+	errServiceUnavailable = "general_service_disabled"
+)
+
+var errorTypes = map[string]struct {
+	code    int
+	message string
+}{
+	errUnknown:            {500, "An unknown error has occured. Please check the logs for more information."},
+	errRouteNotFound:      {404, "The requested route was not found. Please refer to the API docs and try again."},
+	errArgumentInvalid:    {400, "The request contains one or more invalid arguments. Please refer to the endpoint documentation."},
+	errQueryInvalid:       {400, "The query's syntax is invalid. Please check the query and try again."},
+	errQueryLimit:         {400, "Query limit exceeded for the current attribute. Usage of more than 100 query values on a single attribute is prohibited."},
+	errCursorNotFound:     {400, "The cursor is invalid. This can happen if the item represented by the cursor has been deleted."},
+	errBadRequest:         {400, "There was an error processing your request. Please check the inputs and try again."},
+	errRateLimit:          {429, "Rate limit for the current endpoint has been exceeded. Please try again after some time."},
+	errUnauthorizedScope:  {401, "The current user or API key does not have the required scopes to access the requested resource."},
+	errUserUnauthorized:   {401, "The current user is not authorized to perform the requested action."},
+	errJWTInvalid:         {401, "The JWT token is invalid. Please check the value of the X-Appwrite-JWT header to ensure the correct token is being used."},
+	errProjectUnknown:     {400, "The project ID is either missing or not valid. Please check the value of the X-Appwrite-Project header to ensure the correct project ID is being used."},
+	errProjectNotFound:    {404, "Project with the requested ID could not be found. Please check the value of the X-Appwrite-Project header to ensure the correct project ID is being used."},
+	errFunctionNotFound:   {404, "Function with the requested ID could not be found."},
+	errExecutionNotFound:  {404, "Execution with the requested ID could not be found."},
+	errExecutionRunning:   {400, "Can't delete ongoing execution. Please wait for execution to finish before deleting it."},
+	errSyncTimeout:        {408, "Synchronous function execution timed out. Use asynchronous execution instead, or ensure the execution duration doesn't exceed 30 seconds."},
+	errServiceUnavailable: {503, "The requested service is not ready yet. Please try again in a moment."},
+}
+
+// apiError is an error answered to the client in Appwrite's error model.
+type apiError struct {
+	Type    string
+	Code    int
+	Message string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%s (%d): %s", e.Type, e.Code, e.Message) }
+
+// newError makes an error of an Appwrite type, with its default message
+// unless a message is given.
+func newError(typ string, format ...any) *apiError {
+	t, ok := errorTypes[typ]
+	if !ok {
+		t = errorTypes[errUnknown]
+		typ = errUnknown
+	}
+	e := &apiError{Type: typ, Code: t.code, Message: t.message}
+	if len(format) > 0 {
+		e.Message = fmt.Sprintf(format[0].(string), format[1:]...)
+	}
+	return e
+}
+
+// invalidParam is Utopia's message for a parameter its validator rejected.
+func invalidParam(name, reason string) *apiError {
+	return newError(errArgumentInvalid, "Invalid `%s` param: %s", name, reason)
+}
+
+// abort answers the error in Appwrite's error model and stops the chain.
+func abort(c *gin.Context, err *apiError) {
+	c.Header("Cache-Control", "no-cache, no-store, must-revalidate")
+	c.Header("Expires", "0")
+	c.Header("Pragma", "no-cache")
+	c.Set(ctxErrorType, err.Type)
+	c.AbortWithStatusJSON(err.Code, gin.H{
+		"message": err.Message,
+		"code":    err.Code,
+		"type":    err.Type,
+		"version": formatOf(c).name,
+	})
+}
+
+// internalError hides an unexpected error from the client and logs it.
+func internalError(c *gin.Context, err error) {
+	_ = c.Error(err)
+	abort(c, newError(errUnknown))
+}
+
+var _ = http.StatusOK

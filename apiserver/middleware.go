@@ -1,0 +1,212 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Keys of values middleware keeps in the gin context.
+const (
+	ctxFormat    = "kfn.format"
+	ctxProject   = "kfn.project"
+	ctxCaller    = "kfn.caller"
+	ctxErrorType = "kfn.errorType"
+)
+
+var (
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kfn_apiserver_requests_total",
+		Help: "Requests to the REST facade by method, route, HTTP code and Appwrite error type.",
+	}, []string{"method", "route", "code", "type"})
+	requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kfn_apiserver_request_duration_seconds",
+		Help:    "Time to answer a request to the REST facade, by method and route.",
+		Buckets: []float64{0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+	}, []string{"method", "route"})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(requestsTotal, requestDuration)
+}
+
+// corsHeaders are the request headers the Appwrite web SDK sends.
+var corsHeaders = strings.Join([]string{
+	"Origin", "Cookie", "Set-Cookie", "X-Requested-With", "Content-Type", "Access-Control-Allow-Origin",
+	"Access-Control-Request-Headers", "Accept", "Content-Range", "Range",
+	"X-Appwrite-Project", "X-Appwrite-Key", "X-Appwrite-JWT", "X-Appwrite-Locale", "X-Appwrite-Mode",
+	"X-Appwrite-Response-Format", "X-Appwrite-Session", "X-Appwrite-ID", "X-Appwrite-Timestamp",
+	"X-SDK-Name", "X-SDK-Platform", "X-SDK-Language", "X-SDK-Version", "X-SDK-Graphql",
+	"X-Fallback-Cookies", "X-Forwarded-For", "X-Forwarded-User-Agent",
+}, ", ")
+
+func (s *Server) newEngine() (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = false
+	e.ContextWithFallback = true
+	if err := e.SetTrustedProxies(s.opts.TrustedProxies); err != nil {
+		return nil, err
+	}
+	e.Use(s.observe, s.recover, cors, readFormat)
+	e.NoRoute(func(c *gin.Context) { abort(c, newError(errRouteNotFound)) })
+
+	e.GET("/v1/health", s.health)
+	v1 := e.Group("/v1/functions/:functionId/executions", s.project)
+	v1.GET("", s.listExecutions)
+	v1.POST("", s.createExecution)
+	v1.GET("/:executionId", s.getExecution)
+	v1.DELETE("/:executionId", s.deleteExecution)
+	return e, nil
+}
+
+// observe logs each request and counts it in the metrics.
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	code := c.Writer.Status()
+	typ := c.GetString(ctxErrorType)
+	elapsed := time.Since(start)
+	requestsTotal.WithLabelValues(c.Request.Method, route, strconv.Itoa(code), typ).Inc()
+	requestDuration.WithLabelValues(c.Request.Method, route).Observe(elapsed.Seconds())
+	kv := []any{"method", c.Request.Method, "route", route, "path", c.Request.URL.Path, "status", code,
+		"duration", elapsed.String(), "ip", c.ClientIP(), "project", c.GetString(ctxProject), "format", formatOf(c).name}
+	if typ != "" {
+		kv = append(kv, "type", typ)
+	}
+	if v, ok := c.Get(ctxCaller); ok {
+		who := v.(caller)
+		switch who.kind {
+		case apiKey:
+			kv = append(kv, "apiKey", who.keyName)
+		case user:
+			kv = append(kv, "userId", who.userID)
+		}
+	}
+	for _, err := range c.Errors {
+		kv = append(kv, "error", err.Error())
+	}
+	if code >= 500 {
+		s.log.Info("request failed", kv...)
+	} else {
+		s.log.V(1).Info("request", kv...)
+	}
+}
+
+// recover answers a panic with general_unknown and logs it: no panic
+// reaches a client.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error(fmt.Errorf("%v", r), "panic while serving a request", "path", c.Request.URL.Path)
+			_ = c.Error(fmt.Errorf("panic: %v", r))
+			if !c.Writer.Written() {
+				abort(c, newError(errUnknown))
+			} else {
+				c.Abort()
+			}
+		}
+	}()
+	c.Next()
+}
+
+// cors lets the web SDK call the facade from a browser: Appwrite allows
+// the request's origin with credentials.
+func cors(c *gin.Context) {
+	origin := c.GetHeader("Origin")
+	if origin != "" {
+		h := c.Writer.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+		h.Set("Access-Control-Allow-Headers", corsHeaders)
+		h.Set("Access-Control-Expose-Headers", "X-Fallback-Cookies, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset")
+		h.Add("Vary", "Origin")
+	}
+	if c.Request.Method == http.MethodOptions {
+		c.AbortWithStatus(http.StatusNoContent)
+		return
+	}
+	c.Next()
+}
+
+func readFormat(c *gin.Context) {
+	c.Set(ctxFormat, parseFormat(c.GetHeader("X-Appwrite-Response-Format")))
+	c.Next()
+}
+
+func formatOf(c *gin.Context) format {
+	if v, ok := c.Get(ctxFormat); ok {
+		return v.(format)
+	}
+	return parseFormat("")
+}
+
+func callerOf(c *gin.Context) caller { return c.MustGet(ctxCaller).(caller) }
+
+// project resolves X-Appwrite-Project to an opted-in namespace and
+// authenticates the caller in it.
+func (s *Server) project(c *gin.Context) {
+	name := c.GetHeader("X-Appwrite-Project")
+	if name == "" {
+		name = c.Query("project")
+	}
+	if name == "" {
+		abort(c, newError(errProjectUnknown))
+		return
+	}
+	ns := &corev1.Namespace{}
+	if err := s.creds.Get(c, types.NamespacedName{Name: name}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			abort(c, newError(errProjectNotFound))
+			return
+		}
+		internalError(c, err)
+		return
+	}
+	c.Set(ctxProject, name)
+	who, aerr := s.authenticate(c, name, c.GetHeader("X-Appwrite-Key"), c.GetHeader("X-Appwrite-JWT"))
+	if aerr != nil {
+		abort(c, aerr)
+		return
+	}
+	c.Set(ctxCaller, who)
+	c.Next()
+}
+
+// requireScope answers general_unauthorized_scope unless the caller has scope.
+func requireScope(c *gin.Context, scope string) bool {
+	who := callerOf(c)
+	if who.has(scope) {
+		return true
+	}
+	role := map[callerKind]string{guest: "guests", user: "users", apiKey: "apps"}[who.kind]
+	abort(c, newError(errUnauthorizedScope, "%s (role: %s) missing scope (%s)", callerName(who), role, scope))
+	return false
+}
+
+func callerName(who caller) string {
+	switch who.kind {
+	case user:
+		return "User " + who.userID
+	case apiKey:
+		return "API key " + who.keyName
+	}
+	return "Guest"
+}

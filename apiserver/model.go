@@ -1,0 +1,232 @@
+package apiserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+// record is an Execution read the way the Appwrite model sees it, before
+// a response format picks and names its fields. All translation between
+// Execution objects and Appwrite executions goes through record and the
+// executionFields table below.
+type record struct {
+	ID          string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Permissions []string
+	FunctionID  string
+	Trigger     string
+	Status      string
+	StatusCode  int
+	Response    string
+	Stdout      string
+	Stderr      string
+	Duration    float64
+	Method      string
+	Path        string
+	Headers     []header
+}
+
+type header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// requestHeaderAllowList are the request headers an Appwrite execution
+// record keeps (FUNCTION_ALLOWLIST_HEADERS_REQUEST).
+var requestHeaderAllowList = map[string]bool{"content-type": true, "agent": true, "content-length": true, "host": true}
+
+// toRecord reads an Execution. showLogs is false for callers other than
+// API keys: Appwrite blanks stdout/stderr (logs/errors) for them.
+func toRecord(e *fnv1.Execution, showLogs bool) record {
+	r := record{
+		ID:          e.Name,
+		CreatedAt:   e.CreationTimestamp.Time,
+		Permissions: []string{},
+		FunctionID:  e.Spec.FunctionName,
+		Trigger:     string(e.Spec.Trigger),
+		Status:      string(e.Status.Status),
+		StatusCode:  int(e.Status.StatusCode),
+		Response:    e.Status.Response,
+		Duration:    e.Status.Duration,
+		Method:      e.Spec.Method,
+		Path:        e.Spec.Path,
+		Headers:     []header{},
+	}
+	if t, ok := idTime(e.Name); ok && t.Unix() == r.CreatedAt.Unix() {
+		// The API server keeps whole seconds; a facade-made ID has the
+		// microseconds, which order executions created in one second.
+		r.CreatedAt = t
+		if e.Status.CompletionTime == nil && e.Status.StartTime == nil {
+			r.UpdatedAt = t
+		}
+	}
+	if r.Trigger == "" {
+		r.Trigger = string(fnv1.TriggerHTTP)
+	}
+	if r.Status == "" {
+		r.Status = string(fnv1.PhaseWaiting)
+	}
+	if showLogs {
+		r.Stdout, r.Stderr = e.Status.Stdout, e.Status.Stderr
+	}
+	if e.Spec.UserID != "" {
+		r.Permissions = []string{`read("user:` + e.Spec.UserID + `")`}
+	}
+	switch {
+	case e.Status.CompletionTime != nil:
+		r.UpdatedAt = e.Status.CompletionTime.Time
+	case e.Status.StartTime != nil:
+		r.UpdatedAt = e.Status.StartTime.Time
+	default:
+		if r.UpdatedAt.IsZero() {
+			r.UpdatedAt = r.CreatedAt
+		}
+	}
+	if r.Method == "" {
+		r.Method = "POST"
+	}
+	if r.Path == "" {
+		r.Path = "/"
+	}
+	for k, v := range e.Spec.Headers {
+		if requestHeaderAllowList[strings.ToLower(k)] {
+			r.Headers = append(r.Headers, header{strings.ToLower(k), v})
+		}
+	}
+	sort.Slice(r.Headers, func(i, j int) bool { return r.Headers[i].Name < r.Headers[j].Name })
+	return r
+}
+
+// idTime reads the creation time in an ID made by NewID.
+func idTime(id string) (time.Time, bool) {
+	if len(id) != 20 {
+		return time.Time{}, false
+	}
+	sec, err1 := strconv.ParseInt(id[:8], 16, 64)
+	usec, err2 := strconv.ParseInt(id[8:13], 16, 64)
+	if err1 != nil || err2 != nil || usec >= 1e6 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, usec*1000).UTC(), true
+}
+
+// reportedStatus is the status a format shows: before 1.6 a 4xx response
+// is a failure (Appwrite 1.4/1.5 and response filter V18); 1.0–1.3 fail
+// only on 5xx, like 1.6+.
+func (r record) reportedStatus(f format) string {
+	if r.Status == string(fnv1.PhaseCompleted) && r.StatusCode >= 400 && r.StatusCode < 500 &&
+		f.atLeast(v1_4) && !f.atLeast(v1_6) {
+		return string(fnv1.PhaseFailed)
+	}
+	return r.Status
+}
+
+// appwriteTime is Appwrite's datetime form, e.g. 2020-10-15T06:38:00.000+00:00.
+func appwriteTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000-07:00")
+}
+
+// executionField is one field of the Execution model and the formats that have it.
+type executionField struct {
+	name  string
+	since version // first format with the field
+	until version // first format without it; zero means still present
+	value func(r record, f format) any
+}
+
+// executionFields is the Execution model of every response format, in
+// Appwrite's field order.
+var executionFields = []executionField{
+	{name: "$id", value: func(r record, _ format) any { return r.ID }},
+	{name: "$createdAt", value: func(r record, _ format) any { return appwriteTime(r.CreatedAt) }},
+	{name: "$updatedAt", value: func(r record, _ format) any { return appwriteTime(r.UpdatedAt) }},
+	{name: "$permissions", value: func(r record, _ format) any { return r.Permissions }},
+	{name: "functionId", value: func(r record, _ format) any { return r.FunctionID }},
+	{name: "deploymentId", since: v1_8, value: func(record, format) any { return "" }},
+	{name: "trigger", value: func(r record, _ format) any { return r.Trigger }},
+	{name: "status", value: func(r record, f format) any { return r.reportedStatus(f) }},
+	{name: "statusCode", until: v1_4, value: func(r record, _ format) any { return r.StatusCode }},
+	{name: "response", until: v1_4, value: func(r record, _ format) any { return r.Response }},
+	{name: "stdout", until: v1_4, value: func(r record, _ format) any { return r.Stdout }},
+	{name: "stderr", until: v1_4, value: func(r record, _ format) any { return r.Stderr }},
+	{name: "requestMethod", since: v1_4, value: func(r record, _ format) any { return r.Method }},
+	{name: "requestPath", since: v1_4, value: func(r record, _ format) any { return r.Path }},
+	{name: "requestHeaders", since: v1_4, value: func(r record, _ format) any { return r.Headers }},
+	{name: "responseStatusCode", since: v1_4, value: func(r record, _ format) any { return r.StatusCode }},
+	{name: "responseBody", since: v1_4, value: func(r record, _ format) any { return r.Response }},
+	{name: "responseHeaders", since: v1_4, value: func(record, format) any { return []header{} }},
+	{name: "logs", since: v1_4, value: func(r record, _ format) any { return r.Stdout }},
+	{name: "errors", since: v1_4, value: func(r record, _ format) any { return r.Stderr }},
+	{name: "duration", value: func(r record, _ format) any { return r.Duration }},
+	{name: "scheduledAt", since: v1_6, value: func(record, format) any { return nil }},
+}
+
+func (fd executionField) in(f format) bool {
+	if f.v.less(fd.since) {
+		return false
+	}
+	return fd.until == (version{}) || f.v.less(fd.until)
+}
+
+// object is a JSON object that keeps its keys in order.
+type object []struct {
+	key   string
+	value any
+}
+
+func (o object) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, kv := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(kv.key)
+		b.Write(k)
+		b.WriteByte(':')
+		v, err := json.Marshal(kv.value)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func (o *object) add(key string, value any) {
+	*o = append(*o, struct {
+		key   string
+		value any
+	}{key, value})
+}
+
+// render is the Execution model of format f.
+func (r record) render(f format) object {
+	o := make(object, 0, len(executionFields))
+	for _, fd := range executionFields {
+		if fd.in(f) {
+			o.add(fd.name, fd.value(r, f))
+		}
+	}
+	return o
+}
+
+// renderList is the ExecutionList model: total, then the executions.
+func renderList(total int, recs []record, f format) object {
+	items := make([]object, 0, len(recs))
+	for _, r := range recs {
+		items = append(items, r.render(f))
+	}
+	var o object
+	o.add("total", total)
+	o.add("executions", items)
+	return o
+}

@@ -1,0 +1,523 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Query is one Appwrite query, whichever syntax it came in.
+type Query struct {
+	Method    string
+	Attribute string
+	Values    []any   // string, float64, bool or nil
+	Queries   []Query // the operands of and/or
+}
+
+// Query methods.
+const (
+	qEqual            = "equal"
+	qNotEqual         = "notEqual"
+	qLessThan         = "lessThan"
+	qLessThanEqual    = "lessThanEqual"
+	qGreaterThan      = "greaterThan"
+	qGreaterThanEqual = "greaterThanEqual"
+	qSearch           = "search"
+	qIsNull           = "isNull"
+	qIsNotNull        = "isNotNull"
+	qBetween          = "between"
+	qStartsWith       = "startsWith"
+	qEndsWith         = "endsWith"
+	qOrderAsc         = "orderAsc"
+	qOrderDesc        = "orderDesc"
+	qLimit            = "limit"
+	qOffset           = "offset"
+	qCursorAfter      = "cursorAfter"
+	qCursorBefore     = "cursorBefore"
+	qAnd              = "and"
+	qOr               = "or"
+)
+
+// Limits on the queries parameter (APP_LIMIT_ARRAY_PARAMS_SIZE,
+// APP_LIMIT_ARRAY_ELEMENT_SIZE) and on values per filter.
+const (
+	maxQueries     = 100
+	maxQueryLength = 4096
+	maxQueryValues = 100
+	maxSearch      = 256
+	maxNesting     = 3
+)
+
+// errSyntax is a query that could not be parsed at all.
+type errSyntax struct{ msg string }
+
+func (e errSyntax) Error() string { return e.msg }
+
+// ParseLegacyQuery parses the Appwrite 1.0–1.4 string syntax:
+// method("attribute", [values]) with double- or single-quoted strings,
+// numbers, true/false/null and arrays.
+func ParseLegacyQuery(s string) (Query, error) {
+	open := strings.IndexByte(s, '(')
+	if open <= 0 || !strings.HasSuffix(s, ")") {
+		return Query{}, errSyntax{fmt.Sprintf("Invalid query: %s", s)}
+	}
+	method := strings.TrimSpace(s[:open])
+	for _, r := range method {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return Query{}, errSyntax{fmt.Sprintf("Invalid query method: %s", method)}
+		}
+	}
+	p := &legacyParser{s: s[open+1 : len(s)-1]}
+	var params []any
+	p.skipSpace()
+	if !p.done() {
+		for {
+			v, err := p.value(0)
+			if err != nil {
+				return Query{}, errSyntax{fmt.Sprintf("Invalid query: %s: %v", s, err)}
+			}
+			params = append(params, v)
+			p.skipSpace()
+			if p.done() {
+				break
+			}
+			if !p.eat(',') {
+				return Query{}, errSyntax{fmt.Sprintf("Invalid query: %s: expected ',' at offset %d", s, open+1+p.i)}
+			}
+		}
+	}
+	return legacyToQuery(method, params)
+}
+
+// legacyToQuery gives positional parameters their meaning per method.
+func legacyToQuery(method string, params []any) (Query, error) {
+	q := Query{Method: method}
+	switch method {
+	case qLimit, qOffset, qCursorAfter, qCursorBefore:
+		q.Values = flatten(params)
+		return q, nil
+	}
+	if len(params) > 0 {
+		attr, ok := params[0].(string)
+		if !ok {
+			return Query{}, errSyntax{fmt.Sprintf("Invalid query: the attribute of %s must be a string", method)}
+		}
+		q.Attribute = attr
+		q.Values = flatten(params[1:])
+	}
+	return q, nil
+}
+
+// flatten turns equal("a", ["x", "y"]) and equal("a", "x") alike into values.
+func flatten(params []any) []any {
+	out := []any{}
+	for _, p := range params {
+		if arr, ok := p.([]any); ok {
+			out = append(out, arr...)
+		} else {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+type legacyParser struct {
+	s string
+	i int
+}
+
+func (p *legacyParser) done() bool { return p.i >= len(p.s) }
+
+func (p *legacyParser) skipSpace() {
+	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t' || p.s[p.i] == '\n' || p.s[p.i] == '\r') {
+		p.i++
+	}
+}
+
+func (p *legacyParser) eat(c byte) bool {
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *legacyParser) value(depth int) (any, error) {
+	p.skipSpace()
+	if p.done() {
+		return nil, fmt.Errorf("missing value")
+	}
+	switch c := p.s[p.i]; {
+	case c == '"' || c == '\'':
+		return p.str(c)
+	case c == '[':
+		if depth > 0 {
+			return nil, fmt.Errorf("nested arrays are not allowed")
+		}
+		p.i++
+		arr := []any{}
+		p.skipSpace()
+		if p.eat(']') {
+			return arr, nil
+		}
+		for {
+			v, err := p.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+			if p.eat(']') {
+				return arr, nil
+			}
+			if !p.eat(',') {
+				return nil, fmt.Errorf("expected ',' or ']' at offset %d", p.i)
+			}
+		}
+	default:
+		start := p.i
+		for p.i < len(p.s) && !strings.ContainsRune(",] \t\r\n", rune(p.s[p.i])) {
+			p.i++
+		}
+		word := p.s[start:p.i]
+		switch word {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		case "null":
+			return nil, nil
+		}
+		f, err := strconv.ParseFloat(word, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, fmt.Errorf("unquoted value %q is not a number, true, false or null", word)
+		}
+		return f, nil
+	}
+}
+
+func (p *legacyParser) str(quote byte) (string, error) {
+	p.i++ // opening quote
+	var b strings.Builder
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '\\' && p.i+1 < len(p.s):
+			b.WriteByte(p.s[p.i+1])
+			p.i += 2
+		case c == quote:
+			p.i++
+			return b.String(), nil
+		default:
+			b.WriteByte(c)
+			p.i++
+		}
+	}
+	return "", fmt.Errorf("unterminated string")
+}
+
+// ParseJSONQuery parses the Appwrite 1.5+ syntax:
+// {"method":"equal","attribute":"status","values":["completed"]}.
+func ParseJSONQuery(s string) (Query, error) {
+	var raw any
+	dec := json.NewDecoder(strings.NewReader(s))
+	if err := dec.Decode(&raw); err != nil {
+		return Query{}, errSyntax{fmt.Sprintf("Invalid query: %s", s)}
+	}
+	if dec.More() {
+		return Query{}, errSyntax{fmt.Sprintf("Invalid query: %s", s)}
+	}
+	return jsonToQuery(raw, 0)
+}
+
+func jsonToQuery(raw any, depth int) (Query, error) {
+	obj, ok := raw.(map[string]any)
+	if !ok {
+		return Query{}, errSyntax{"Invalid query: a query must be a JSON object"}
+	}
+	method, ok := obj["method"].(string)
+	if !ok {
+		return Query{}, errSyntax{"Invalid query: method must be a string"}
+	}
+	q := Query{Method: method}
+	if a, present := obj["attribute"]; present {
+		if q.Attribute, ok = a.(string); !ok {
+			return Query{}, errSyntax{"Invalid query: attribute must be a string"}
+		}
+	}
+	vals := []any{}
+	if v, present := obj["values"]; present && v != nil {
+		if vals, ok = v.([]any); !ok {
+			return Query{}, errSyntax{"Invalid query: values must be an array"}
+		}
+	}
+	if method == qAnd || method == qOr {
+		if depth >= maxNesting {
+			return Query{}, errSyntax{fmt.Sprintf("Invalid query: queries may nest at most %d levels", maxNesting)}
+		}
+		for _, v := range vals {
+			sub, err := jsonToQuery(v, depth+1)
+			if err != nil {
+				return Query{}, err
+			}
+			q.Queries = append(q.Queries, sub)
+		}
+		return q, nil
+	}
+	for _, v := range vals {
+		switch v.(type) {
+		case string, float64, bool, nil:
+		default:
+			return Query{}, errSyntax{"Invalid query: values must be strings, numbers, booleans or null"}
+		}
+	}
+	q.Values = vals
+	return q, nil
+}
+
+// attrType is the type of a queryable attribute.
+type attrType int
+
+const (
+	attrString attrType = iota
+	attrInteger
+	attrFloat
+	attrDatetime
+)
+
+func (t attrType) String() string {
+	return [...]string{"string", "integer", "double", "datetime"}[t]
+}
+
+// querySyntax is what one response format allows in queries.
+type querySyntax struct {
+	json       bool // 1.5+: JSON queries; before: the string syntax
+	methods    map[string]bool
+	attributes map[string]attrType
+	limitMin   int
+	limitMax   int  // -1: no maximum
+	offsetMax  int  // -1: no maximum
+	search     bool // the search parameter is honoured (removed in 1.7)
+	total      bool // the total parameter exists (1.8+)
+}
+
+func set(items ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, i := range items {
+		m[i] = true
+	}
+	return m
+}
+
+var (
+	methods10 = set(qEqual, qNotEqual, qLessThan, qLessThanEqual, qGreaterThan, qGreaterThanEqual,
+		qSearch, qOrderAsc, qOrderDesc, qLimit, qOffset, qCursorAfter, qCursorBefore)
+	methods14 = union(methods10, set(qIsNull, qIsNotNull, qBetween, qStartsWith, qEndsWith))
+	methods15 = union(methods14, set(qAnd, qOr))
+)
+
+func union(a, b map[string]bool) map[string]bool {
+	m := map[string]bool{}
+	for k := range a {
+		m[k] = true
+	}
+	for k := range b {
+		m[k] = true
+	}
+	return m
+}
+
+func attributes(code string, extra ...string) map[string]attrType {
+	m := map[string]attrType{
+		"$id": attrString, "$createdAt": attrDatetime, "$updatedAt": attrDatetime,
+		"trigger": attrString, "status": attrString, code: attrInteger, "duration": attrFloat,
+	}
+	for _, e := range extra {
+		m[e] = attrString
+	}
+	return m
+}
+
+// syntaxFor is the query language of a response format.
+func syntaxFor(f format) querySyntax {
+	switch {
+	case !f.atLeast(v1_4):
+		return querySyntax{methods: methods10, attributes: attributes("statusCode"), limitMin: 0, limitMax: 100, offsetMax: 5000, search: true}
+	case !f.atLeast(v1_5):
+		return querySyntax{methods: methods14, attributes: attributes("responseStatusCode"), limitMin: 1, limitMax: -1, offsetMax: -1, search: true}
+	case !f.atLeast(v1_6):
+		return querySyntax{json: true, methods: methods15, attributes: attributes("responseStatusCode"), limitMin: 1, limitMax: -1, offsetMax: -1, search: true}
+	default:
+		return querySyntax{json: true, methods: methods15,
+			attributes: attributes("responseStatusCode", "requestMethod", "requestPath", "deploymentId"),
+			limitMin:   1, limitMax: -1, offsetMax: -1, search: !f.atLeast(v1_7), total: f.atLeast(v1_8)}
+	}
+}
+
+// parse reads one query string in the format's syntax.
+func (s querySyntax) parse(raw string) (Query, error) {
+	if s.json {
+		return ParseJSONQuery(raw)
+	}
+	return ParseLegacyQuery(raw)
+}
+
+// validate checks a query against the format's methods and attributes; the
+// message names the problem, as Appwrite's validators do.
+func (s querySyntax) validate(q Query, nested bool) error {
+	if !s.methods[q.Method] {
+		return fmt.Errorf("Query method not valid: %s", q.Method)
+	}
+	switch q.Method {
+	case qLimit:
+		n, ok := integer(q.Values)
+		if !ok || n < s.limitMin || (s.limitMax >= 0 && n > s.limitMax) {
+			if s.limitMax < 0 {
+				return fmt.Errorf("Invalid limit: Value must be a valid range between %d and %s", s.limitMin, "9,223,372,036,854,775,807")
+			}
+			return fmt.Errorf("Invalid limit: Value must be a valid range between %d and %d", s.limitMin, s.limitMax)
+		}
+	case qOffset:
+		n, ok := integer(q.Values)
+		if !ok || n < 0 || (s.offsetMax >= 0 && n > s.offsetMax) {
+			if s.offsetMax < 0 {
+				return fmt.Errorf("Invalid offset: Value must be a valid range between 0 and %s", "9,223,372,036,854,775,807")
+			}
+			return fmt.Errorf("Invalid offset: Value must be a valid range between 0 and %s", "5,000")
+		}
+	case qCursorAfter, qCursorBefore:
+		if len(q.Values) != 1 {
+			return fmt.Errorf("Invalid cursor: Cursor must contain exactly one value")
+		}
+		id, ok := q.Values[0].(string)
+		if !ok || !validUID(id) {
+			return fmt.Errorf("Invalid cursor: Cursor must contain at most 36 chars. Valid chars are a-z, A-Z, 0-9, period, hyphen, and underscore. Can't start with a special char")
+		}
+	case qOrderAsc, qOrderDesc:
+		if q.Attribute == "" && !s.json {
+			return nil // orderAsc("") is the default order
+		}
+		if _, ok := s.attributes[q.Attribute]; !ok {
+			return fmt.Errorf("Attribute not found in schema: %s", q.Attribute)
+		}
+	case qAnd, qOr:
+		if len(q.Queries) < 2 {
+			return fmt.Errorf("%s queries require at least two queries", q.Method)
+		}
+		for _, sub := range q.Queries {
+			if !isFilter(sub.Method) {
+				return fmt.Errorf("%s queries can only contain filter queries", q.Method)
+			}
+			if err := s.validate(sub, true); err != nil {
+				return err
+			}
+		}
+	default:
+		return s.validateFilter(q)
+	}
+	if nested {
+		return fmt.Errorf("%s queries can only contain filter queries", q.Method)
+	}
+	return nil
+}
+
+func (s querySyntax) validateFilter(q Query) error {
+	t, ok := s.attributes[q.Attribute]
+	if !ok {
+		return fmt.Errorf("Attribute not found in schema: %s", q.Attribute)
+	}
+	if q.Method == qSearch {
+		return fmt.Errorf("Searching by attribute \"%s\" requires a fulltext index.", q.Attribute)
+	}
+	if len(q.Values) > maxQueryValues {
+		return &apiError{Type: errQueryLimit, Code: 400, Message: fmt.Sprintf("Query on attribute has greater than %d values: %s", maxQueryValues, q.Attribute)}
+	}
+	switch q.Method {
+	case qIsNull, qIsNotNull:
+		if len(q.Values) != 0 {
+			return fmt.Errorf("%s queries do not take values", q.Method)
+		}
+		return nil
+	case qBetween:
+		if len(q.Values) != 2 {
+			return fmt.Errorf("Between queries require exactly two values.")
+		}
+	case qStartsWith, qEndsWith:
+		if t != attrString {
+			return fmt.Errorf("Cannot query %s on attribute \"%s\" because it is not a string.", q.Method, q.Attribute)
+		}
+		if len(q.Values) != 1 {
+			return fmt.Errorf("%s queries require exactly one value.", q.Method)
+		}
+	default:
+		if len(q.Values) == 0 {
+			return fmt.Errorf("%s queries require at least one value.", q.Method)
+		}
+	}
+	for _, v := range q.Values {
+		if !typeMatches(t, v) {
+			return fmt.Errorf("Query type does not match expected: %s", t)
+		}
+	}
+	return nil
+}
+
+func isFilter(method string) bool {
+	switch method {
+	case qOrderAsc, qOrderDesc, qLimit, qOffset, qCursorAfter, qCursorBefore:
+		return false
+	}
+	return true
+}
+
+func typeMatches(t attrType, v any) bool {
+	switch t {
+	case attrString:
+		_, ok := v.(string)
+		return ok
+	case attrInteger:
+		f, ok := v.(float64)
+		return ok && f == math.Trunc(f) && math.Abs(f) < 1<<53
+	case attrFloat:
+		_, ok := v.(float64)
+		return ok
+	case attrDatetime:
+		s, ok := v.(string)
+		if !ok {
+			return false
+		}
+		_, err := parseDatetime(s)
+		return err == nil
+	}
+	return false
+}
+
+func integer(values []any) (int, bool) {
+	if len(values) != 1 {
+		return 0, false
+	}
+	f, ok := values[0].(float64)
+	if !ok || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, false
+	}
+	return int(f), true
+}
+
+// validUID is Appwrite's UID validator: up to 36 chars of a-z, A-Z, 0-9,
+// period, hyphen and underscore, not starting with a special char.
+func validUID(id string) bool {
+	if id == "" || len(id) > 36 || !utf8.ValidString(id) {
+		return false
+	}
+	for i, r := range id {
+		alnum := r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r))
+		if !alnum && !(i > 0 && (r == '.' || r == '-' || r == '_')) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,248 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/controllers"
+	"github.com/kfn-dev/kfn/internal/runner"
+)
+
+// The integration tests run the facade on a loopback port in front of a
+// real kube-apiserver and etcd (envtest) and the real kfn controllers.
+// There is no kubelet: fakeKubelet plays its part, creating each Job's pod
+// and writing the function container's terminated state with a runner
+// result, decided by the execution's payload (see behave).
+
+var (
+	k8s       client.Client
+	facadeURL string
+	facade    *Server
+)
+
+// Test settings, short so the timeout paths run fast.
+const (
+	testSyncTimeout = 3 * time.Second
+	testSyncGrace   = 1 * time.Second
+	testRateLimit   = 5
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test` (it builds the kube-apiserver and etcd they need)")
+		os.Exit(1)
+	}
+	logs := io.Discard
+	if os.Getenv("KFN_TEST_LOGS") != "" {
+		logs = os.Stderr
+	}
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(logs)))
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	testEnv := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := testEnv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+		return 1
+	}
+	defer func() { _ = testEnv.Stop() }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	scheme := newScheme()
+	managed := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedBy})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&batchv1.Job{}: {Label: managed}, &corev1.Pod{}: {Label: managed}, &corev1.Secret{}: {Label: managed},
+		}},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		return 1
+	}
+	if err := setup(ctx, mgr); err != nil {
+		fmt.Fprintln(os.Stderr, "setting up:", err)
+		return 1
+	}
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+			os.Exit(1)
+		}
+	}()
+	select {
+	case <-facade.Ready():
+	case <-time.After(60 * time.Second):
+		fmt.Fprintln(os.Stderr, "the facade did not start")
+		return 1
+	}
+	return m.Run()
+}
+
+func setup(ctx context.Context, mgr ctrl.Manager) error {
+	if err := controllers.IndexExecutionsByFunction(ctx, mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.ExecutionReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("kfn-execution"), Clock: clock.RealClock{}, Logs: noLogs{},
+		MaxRecordBytes: 64 << 10,
+		Jobs:           controllers.JobOptions{RunnerImage: "kfn.dev/kfn:test", StartupGrace: 30 * time.Second},
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.FunctionReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("kfn-function"),
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := ctrl.NewControllerManagedBy(mgr).Named("fake-kubelet").For(&batchv1.Job{}).
+		Complete(&fakeKubelet{c: mgr.GetClient()}); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	facadeURL = "http://" + ln.Addr().String()
+	facade, err = SetupWithManager(mgr, Options{
+		Listener: ln, SyncTimeout: testSyncTimeout, SyncGrace: testSyncGrace,
+		RateLimit: testRateLimit, RatePeriod: time.Minute,
+	})
+	return err
+}
+
+type noLogs struct{}
+
+func (noLogs) ContainerLog(context.Context, string, string, string) ([]byte, error) {
+	return nil, errors.New("envtest has no pod logs")
+}
+
+// fakeKubelet runs each Job: it creates the pod, marks the function
+// container running, then terminated with the result behave decides.
+type fakeKubelet struct{ c client.Client }
+
+func (k *fakeKubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	job := &batchv1.Job{}
+	if err := k.c.Get(ctx, req.NamespacedName, job); err != nil || job.DeletionTimestamp != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	exec := &fnv1.Execution{}
+	execName := job.Labels["functions.kfn.dev/execution"]
+	if err := k.c.Get(ctx, types.NamespacedName{Namespace: job.Namespace, Name: execName}, exec); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	pod := &corev1.Pod{}
+	podKey := types.NamespacedName{Namespace: job.Namespace, Name: job.Name + "-pod"}
+	if err := k.c.Get(ctx, podKey, pod); apierrors.IsNotFound(err) {
+		pod = &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: podKey.Name, Namespace: podKey.Namespace, Labels: job.Spec.Template.Labels,
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(job, batchv1.SchemeGroupVersion.WithKind("Job"))},
+			},
+			Spec: *job.Spec.Template.Spec.DeepCopy(),
+		}
+		if err := k.c.Create(ctx, pod); err != nil {
+			return ctrl.Result{}, err
+		}
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "function", Image: pod.Spec.Containers[0].Image,
+			Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}}}
+		if err := k.c.Status().Update(ctx, pod); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(pod.Status.ContainerStatuses) == 0 || pod.Status.ContainerStatuses[0].State.Running == nil {
+		return ctrl.Result{}, nil // already terminated
+	}
+	res, delay, hang := behave(exec)
+	if hang {
+		return ctrl.Result{}, nil
+	}
+	started := pod.Status.ContainerStatuses[0].State.Running.StartedAt.Time
+	if wait := time.Until(started.Add(delay)); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	res.Version = runner.ResultVersion
+	res.StartedAt, res.FinishedAt = started, started.Add(delay+100*time.Millisecond)
+	res.Duration = (delay + 100*time.Millisecond).Seconds()
+	msg, _ := json.Marshal(res)
+	exit := int32(res.ExitCode)
+	pod.Status.Phase = corev1.PodSucceeded
+	if exit != 0 {
+		pod.Status.Phase = corev1.PodFailed
+	}
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "function", Image: pod.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: exit, Reason: "Completed", Message: string(msg),
+			StartedAt: metav1.NewTime(res.StartedAt), FinishedAt: metav1.NewTime(res.FinishedAt),
+		}}}}
+	return ctrl.Result{}, k.c.Status().Update(ctx, pod)
+}
+
+// behave is the test function: its payload says what it does.
+//
+//	hang          never finishes
+//	sleep:MS      answers after MS milliseconds
+//	status:CODE   answers CODE
+//	fail          exits 1 with status 500 and "boom" on stderr
+//	anything else answers 200 with "echo:<payload>" (plus the user ID, if any)
+func behave(e *fnv1.Execution) (res runner.Result, delay time.Duration, hang bool) {
+	payload := e.RequestBody()
+	res = runner.Result{StatusCode: 200, Response: "echo:" + payload, Stdout: "log:" + payload, Stderr: "warn:" + payload}
+	if e.Spec.UserID != "" {
+		res.Response += " user:" + e.Spec.UserID
+	}
+	switch {
+	case payload == "hang":
+		return res, 0, true
+	case strings.HasPrefix(payload, "sleep:"):
+		ms, _ := strconv.Atoi(strings.TrimPrefix(payload, "sleep:"))
+		delay = time.Duration(ms) * time.Millisecond
+	case strings.HasPrefix(payload, "status:"):
+		res.StatusCode, _ = strconv.Atoi(strings.TrimPrefix(payload, "status:"))
+		res.Response = "status " + strconv.Itoa(res.StatusCode)
+	case payload == "fail":
+		res.StatusCode, res.ExitCode, res.Response, res.Stderr = 500, 1, "", "boom"
+	}
+	return res, delay, false
+}
