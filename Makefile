@@ -20,9 +20,14 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
-	$(CONTROLLER_GEN) rbac:roleName=kfn-manager crd:allowDangerousTypes=true webhook paths="./..." \
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC (one ClusterRole per component) from markers.
+	$(CONTROLLER_GEN) rbac:roleName=kfn-manager crd:allowDangerousTypes=true paths="./api/...;./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=kfn-apiserver paths="./apiserver/..." output:rbac:artifacts:config=config/apiserver/rbac
+	mkdir -p charts/kfn/crds charts/kfn/files
+	cp config/crd/bases/*.yaml charts/kfn/crds/
+	cp config/rbac/role.yaml charts/kfn/files/role.yaml
+	cp config/apiserver/rbac/role.yaml charts/kfn/files/apiserver-role.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -38,7 +43,8 @@ vet: ## go vet
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail if generated files are not committed.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+	@git diff --exit-code -- api config charts || { echo "generated files are stale: run 'make generate manifests' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config charts)" || { git status --short -- api config charts; echo "generated files are not committed: run 'make generate manifests' and commit"; exit 1; }
 
 ##@ Build
 
