@@ -10,6 +10,8 @@ export KFN_CACHE CLUSTER_DIR
 
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+HELM_VERSION ?= v3.22.0
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 
 GO_TEST_FLAGS ?=
 TEST_PKGS ?= ./...
@@ -62,7 +64,11 @@ kube-assets: ## Build (once, cached) kube-apiserver, etcd and the other Kubernet
 	hack/build-kube-assets.sh >/dev/null
 
 .PHONY: test
-test: verify-generated vet test-unit test-e2e ## Run the whole test suite (what CI runs).
+test: verify-generated vet test-unit test-chart test-e2e ## Run the whole test suite (what CI runs).
+
+.PHONY: test-chart
+test-chart: $(HELM) ## Lint and render the Helm chart; check it matches the generated CRDs and RBAC.
+	HELM=$(HELM) hack/test-chart.sh
 
 .PHONY: test-unit
 test-unit: kube-assets ## Unit and envtest integration tests against a real kube-apiserver.
@@ -83,6 +89,11 @@ deploy: images ## Deploy the operator from config/default to the local cluster.
 	KUBECONFIG=$(CLUSTER_DIR)/kubeconfig hack/deploy.sh
 
 include hack/cluster.mk
+
+$(HELM):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $@
 
 $(CONTROLLER_GEN):
 	mkdir -p $(LOCALBIN)
