@@ -12,6 +12,10 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+# What helm's own Makefile sets: its version, and the Kubernetes version it
+# assumes without a cluster (that of its client-go, v0.37 → 1.37).
+HELM_LDFLAGS = -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach pkg,pkg/lint/rules pkg/chartutil,-X helm.sh/helm/v3/$(pkg).k8sVersionMajor=1 -X helm.sh/helm/v3/$(pkg).k8sVersionMinor=37)
 
 GO_TEST_FLAGS ?=
 TEST_PKGS ?= ./...
@@ -75,24 +79,24 @@ test-unit: kube-assets ## Unit and envtest integration tests against a real kube
 	KUBEBUILDER_ASSETS=$$(hack/build-kube-assets.sh) go test $(GO_TEST_FLAGS) $(TEST_PKGS)
 
 .PHONY: test-e2e
-test-e2e: kube-assets build ## End-to-end tests on the local cluster (started and stopped if not up).
-	hack/e2e.sh
+test-e2e: kube-assets build $(HELM) ## End-to-end tests on the local cluster (started and stopped if not up).
+	HELM=$(HELM) hack/e2e.sh
 
 ##@ Run
 
 .PHONY: up
-up: kube-assets build ## Bring up everything: local cluster, operator, sample Function and a first Execution.
-	hack/up.sh
+up: kube-assets build $(HELM) ## Bring up everything: local cluster, operator, sample Function and a first Execution.
+	HELM=$(HELM) hack/up.sh
 
 .PHONY: deploy
-deploy: images ## Deploy the operator from config/default to the local cluster.
-	KUBECONFIG=$(CLUSTER_DIR)/kubeconfig hack/deploy.sh
+deploy: images $(HELM) ## Install kfn with its Helm chart on the local cluster.
+	KUBECONFIG=$(CLUSTER_DIR)/kubeconfig HELM=$(HELM) hack/deploy.sh
 
 include hack/cluster.mk
 
 $(HELM):
 	mkdir -p $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	GOBIN=$(LOCALBIN) go install -ldflags "$(HELM_LDFLAGS)" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(LOCALBIN)/helm $@
 
 $(CONTROLLER_GEN):

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Deploys the operator from config/default onto the cluster in $KUBECONFIG
-# and waits until it is ready. The image (kfn.dev/kfn:dev) must already be
-# in the cluster: `make images` imports it.
+# Installs (or upgrades) kfn with its Helm chart on the cluster in
+# $KUBECONFIG and waits until it is ready. The image (kfn.dev/kfn:dev) must
+# already be in the cluster: `make images` imports it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${KUBECONFIG:?KUBECONFIG must name the cluster to deploy to}"
+helm=${HELM:?HELM must name the helm binary}
 
-kubectl apply --server-side --force-conflicts -k config/default >&2
-kubectl wait --for=condition=Established --timeout=60s crd/functions.functions.kfn.dev crd/executions.functions.kfn.dev >&2
-# The image tag stays the same across builds: restart so a fresh import is used.
-kubectl -n kfn-system rollout restart deployment/kfn-manager >&2
-kubectl -n kfn-system rollout status deployment/kfn-manager --timeout=120s >&2
+# Helm installs CRDs only on first install; apply them so an upgrade gets
+# changed CRDs too (the documented upgrade path).
+kubectl apply --server-side --force-conflicts -f charts/kfn/crds/ >&2
+"$helm" upgrade --install kfn charts/kfn --namespace kfn-system --create-namespace \
+  --wait --timeout 180s "$@" >&2
+# The image tag stays kfn.dev/kfn:dev across builds: restart so a new import is used.
+kubectl -n kfn-system rollout restart deployment >&2
+kubectl -n kfn-system rollout status deployment --timeout=180s >&2
