@@ -132,6 +132,14 @@ func startManager(ctx context.Context, o managerOptions) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&controllers.ScheduleReconciler{
+		Client:   mgr.GetClient(),
+		Scheme:   mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("kfn-schedule"),
+		Clock:    clock.RealClock{},
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	if o.apiserver.BindAddress != "" {
 		if _, err := apiserver.SetupWithManager(mgr, o.apiserver); err != nil {
 			return err

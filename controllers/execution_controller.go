@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -58,6 +59,14 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if exec.Status.Status.IsFinished() {
 		return ctrl.Result{}, r.deleteJob(ctx, exec)
 	}
+	if wait := r.untilDue(exec); wait > 0 {
+		// Delayed (scheduledAt): owned by the Function at once, so deleting
+		// the Function cancels it, and "scheduled" until it is due.
+		if _, err := r.function(ctx, exec); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: wait}, r.writeStatus(ctx, exec, scheduledStatus(exec))
+	}
 
 	w, err := r.observe(ctx, exec)
 	if err != nil {
@@ -78,6 +87,15 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, r.deleteJob(ctx, exec)
 	}
 	return ctrl.Result{}, nil
+}
+
+// untilDue is how long a delayed Execution still waits; 0 once it is due
+// (or it has no scheduledAt, or its Job already exists).
+func (r *ExecutionReconciler) untilDue(exec *fnv1.Execution) time.Duration {
+	if exec.Spec.ScheduledAt == nil || exec.Status.JobName != "" {
+		return 0
+	}
+	return max(exec.Spec.ScheduledAt.Sub(r.Clock.Now()), 0)
 }
 
 // observe gathers the Function, Job, pod and result of an Execution.
@@ -274,6 +292,8 @@ func (r *ExecutionReconciler) writeStatus(ctx context.Context, exec *fnv1.Execut
 func (r *ExecutionReconciler) recordTransition(exec *fnv1.Execution) {
 	st := exec.Status
 	switch st.Status {
+	case fnv1.PhaseScheduled:
+		r.Recorder.Eventf(exec, nil, corev1.EventTypeNormal, st.Reason, "Schedule", "%s", st.Message)
 	case fnv1.PhaseProcessing:
 		r.Recorder.Eventf(exec, nil, corev1.EventTypeNormal, "Started", "Run", "the function started in pod %s", st.PodName)
 	case fnv1.PhaseCompleted:

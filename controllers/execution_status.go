@@ -73,6 +73,19 @@ func desiredStatus(exec *fnv1.Execution, w world, now time.Time, maxRecordBytes 
 	return st
 }
 
+// scheduledStatus is the status of a delayed Execution that is not due yet.
+func scheduledStatus(exec *fnv1.Execution) fnv1.ExecutionStatus {
+	st := fnv1.ExecutionStatus{
+		ObservedGeneration: exec.Generation,
+		Conditions:         append([]metav1.Condition(nil), exec.Status.Conditions...),
+		Status:             fnv1.PhaseScheduled,
+		Reason:             fnv1.ReasonScheduled,
+		Message:            "the execution runs at " + exec.Spec.ScheduledAt.UTC().Format(time.RFC3339),
+	}
+	setSucceeded(&st, exec.Generation)
+	return st
+}
+
 func applyResult(st *fnv1.ExecutionStatus, res *runner.Result, logging bool, maxRecordBytes int) {
 	st.Status = fnv1.PhaseCompleted
 	st.Reason = fnv1.ReasonCompleted

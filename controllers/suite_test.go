@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 )
@@ -44,6 +45,10 @@ var (
 	testClock = clocktesting.NewFakePassiveClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	testLogs  = &memoryLogs{logs: map[string][]byte{}}
 	restCfg   *rest.Config
+	// mgrClient is the test manager's cached client, for reconcilers a
+	// test runs by hand next to the manager's (a second replica).
+	mgrClient   client.Client
+	mgrRecorder recorder.EventRecorder
 )
 
 const (
@@ -134,6 +139,12 @@ func startControllers(ctx context.Context) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&ScheduleReconciler{
+		Client: mgr.GetClient(), Scheme: scheme, Recorder: mgr.GetEventRecorder("kfn-schedule"), Clock: testClock,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	mgrClient, mgrRecorder = mgr.GetClient(), mgr.GetEventRecorder("kfn-schedule")
 	if k8s, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}

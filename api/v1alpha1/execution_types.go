@@ -35,6 +35,7 @@ const MaxBodyBytes = 102400
 
 // ExecutionSpec is one request to run a function. It cannot change once created.
 // +kubebuilder:validation:XValidation:rule="!(has(self.data) && has(self.body))",message="data (Appwrite 1.0) and body (Appwrite 1.4+) are alternatives: set one"
+// +kubebuilder:validation:XValidation:rule="!has(self.scheduledAt) || (has(self.async) && self.async)",message="scheduled executions must run asynchronously: set async to true"
 type ExecutionSpec struct {
 	// FunctionName is the Function, in the same namespace, to run.
 	// +kubebuilder:validation:MinLength=1
@@ -75,6 +76,12 @@ type ExecutionSpec struct {
 	// +optional
 	Async bool `json:"async,omitempty"`
 
+	// ScheduledAt delays the execution (Appwrite 1.6+): its status is
+	// "scheduled" until then, and it runs at that time. Only with async.
+	// Delete the Execution to cancel it.
+	// +optional
+	ScheduledAt *metav1.Time `json:"scheduledAt,omitempty"`
+
 	// Event is the name of the system event that triggered the execution.
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
@@ -104,6 +111,7 @@ const (
 	// completed and False when it failed.
 	ExecutionSucceeded = "Succeeded"
 
+	ReasonScheduled        = "Scheduled"
 	ReasonWaiting          = "Waiting"
 	ReasonProcessing       = "Processing"
 	ReasonCompleted        = "Completed"
@@ -195,6 +203,7 @@ type ExecutionStatus struct {
 // +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable"
 // +kubebuilder:printcolumn:name="Function",type=string,JSONPath=`.spec.functionName`
 // +kubebuilder:printcolumn:name="Trigger",type=string,JSONPath=`.spec.trigger`,priority=1
+// +kubebuilder:printcolumn:name="Scheduled",type=date,JSONPath=`.spec.scheduledAt`,priority=1
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.status`
 // +kubebuilder:printcolumn:name="Code",type=integer,JSONPath=`.status.statusCode`
 // +kubebuilder:printcolumn:name="Duration",type=number,JSONPath=`.status.duration`

@@ -76,6 +76,26 @@ type FunctionSpec struct {
 	// +optional
 	TimeZone string `json:"timeZone,omitempty"`
 
+	// ConcurrencyPolicy says what a schedule tick does while an execution
+	// started by an earlier tick is unfinished: Allow runs it anyway,
+	// Forbid skips the tick, Replace deletes the unfinished execution and
+	// runs the new one.
+	// +kubebuilder:default=Allow
+	// +optional
+	ConcurrencyPolicy ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
+
+	// StartingDeadlineSeconds is how late a missed schedule tick may still
+	// run, for example after the operator was down. Without it the most
+	// recent missed tick always runs, once; older missed ticks never do.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
+
+	// Suspend stops the schedule from firing; executions requested over
+	// HTTP or by events still run.
+	// +optional
+	Suspend *bool `json:"suspend,omitempty"`
+
 	// Enabled functions accept executions; disabled ones fail new ones.
 	// +kubebuilder:default=true
 	// +optional
@@ -114,6 +134,17 @@ type FunctionSpec struct {
 	// +optional
 	FailedExecutionsHistoryLimit *int32 `json:"failedExecutionsHistoryLimit,omitempty"`
 }
+
+// ConcurrencyPolicy is what a schedule tick does while an earlier scheduled
+// execution is unfinished.
+// +kubebuilder:validation:Enum=Allow;Forbid;Replace
+type ConcurrencyPolicy string
+
+const (
+	AllowConcurrent   ConcurrencyPolicy = "Allow"
+	ForbidConcurrent  ConcurrencyPolicy = "Forbid"
+	ReplaceConcurrent ConcurrencyPolicy = "Replace"
+)
 
 // CodeSource names where the function's files come from; at most one field is set.
 // +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) == 1",message="exactly one of inline, secretRef or configMapRef must be set"
@@ -188,6 +219,17 @@ type FunctionStatus struct {
 	// Image is the image executions run, resolved from the runtime catalog.
 	// +optional
 	Image string `json:"image,omitempty"`
+
+	// SchedulePrevious is the most recent schedule tick the operator acted
+	// on: it ran, or was skipped by the concurrency policy or the starting
+	// deadline (the Function's events say which).
+	// +optional
+	SchedulePrevious *metav1.Time `json:"schedulePrevious,omitempty"`
+
+	// ScheduleNext is the next schedule tick; empty when the function has no
+	// schedule, or it is suspended, disabled or invalid.
+	// +optional
+	ScheduleNext *metav1.Time `json:"scheduleNext,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -197,6 +239,7 @@ type FunctionStatus struct {
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Next",type=date,JSONPath=`.status.scheduleNext`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // Function is code that runs on demand, on a schedule or on events.
@@ -207,6 +250,9 @@ type Function struct {
 	Spec   FunctionSpec   `json:"spec,omitempty"`
 	Status FunctionStatus `json:"status,omitempty"`
 }
+
+// IsSuspended reports whether the schedule is suspended.
+func (f *Function) IsSuspended() bool { return f.Spec.Suspend != nil && *f.Spec.Suspend }
 
 // IsEnabled reports whether the function accepts executions.
 func (f *Function) IsEnabled() bool { return f.Spec.Enabled == nil || *f.Spec.Enabled }
