@@ -55,7 +55,7 @@ verify-generated: generate manifests ## Fail if generated files are not committe
 ##@ Build
 
 .PHONY: build
-build: bin/kfn ## Build the kfn binary (manager, apiserver, runner).
+build: bin/kfn ## Build the kfn binary (manager, apiserver, jwt, runner).
 
 .PHONY: bin/kfn
 bin/kfn:
@@ -74,9 +74,20 @@ test: verify-generated vet test-unit test-chart test-e2e ## Run the whole test s
 test-chart: $(HELM) ## Lint and render the Helm chart; check it matches the generated CRDs and RBAC.
 	HELM=$(HELM) hack/test-chart.sh
 
+FUZZ_TIME ?= 10s
+
 .PHONY: test-unit
-test-unit: kube-assets ## Unit and envtest integration tests against a real kube-apiserver.
+test-unit: kube-assets ## Unit and envtest integration tests (incl. the official SDKs against the facade), then a short fuzz run.
 	KUBEBUILDER_ASSETS=$$(hack/build-kube-assets.sh) go test $(GO_TEST_FLAGS) $(TEST_PKGS)
+	$(MAKE) test-fuzz
+
+.PHONY: test-fuzz
+test-fuzz: ## Fuzz the facade's query parser for FUZZ_TIME (seed corpus in apiserver/testdata/fuzz).
+	go test ./apiserver -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime=$(FUZZ_TIME)
+
+.PHONY: test-sdk
+test-sdk: kube-assets ## The official Appwrite SDKs (test/sdk, from npm) against the facade on envtest.
+	KUBEBUILDER_ASSETS=$$(hack/build-kube-assets.sh) go test -count=1 -v -run '^TestOfficialSDKs$$' ./apiserver
 
 .PHONY: test-e2e
 test-e2e: kube-assets build $(HELM) ## End-to-end tests on the local cluster (started and stopped if not up).
