@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,8 +21,15 @@ import (
 
 func TestHealthRoutesCORSAndProjects(t *testing.T) {
 	p := newProject(t)
+	before := testutil.ToFloat64(requestsTotal.WithLabelValues("GET", "unmatched", "404", errRouteNotFound))
 	expectCode(t, api{}.do(t, http.MethodGet, "/v1/health", nil), 200)
 	expectError(t, api{}.do(t, http.MethodGet, "/v1/nope", nil), 404, errRouteNotFound)
+	if got := testutil.ToFloat64(requestsTotal.WithLabelValues("GET", "unmatched", "404", errRouteNotFound)); got != before+1 {
+		t.Fatalf("kfn_apiserver_requests_total did not count the request: %v -> %v", before, got)
+	}
+	if testutil.CollectAndCount(requestDuration) == 0 {
+		t.Fatal("kfn_apiserver_request_duration_seconds is empty")
+	}
 	expectError(t, p.api().do(t, http.MethodPut, "/v1/functions/f/executions", nil), 404, errRouteNotFound)
 
 	pre := api{headers: map[string]string{"Origin": "http://app.test", "Access-Control-Request-Headers": "x-appwrite-project,x-sdk-version"}}.
