@@ -44,6 +44,9 @@ type managerOptions struct {
 	runtimeCatalog string
 	startupGrace   time.Duration
 	maxRecordBytes int
+	// watchResources are the Kubernetes resources whose changes are events.
+	watchResources    string
+	eventReplayWindow time.Duration
 	// apiserver serves the REST facade in the manager when its
 	// BindAddress is set.
 	apiserver apiserver.Options
@@ -61,6 +64,10 @@ func runManager(args []string) int {
 	fs.StringVar(&o.runtimeCatalog, "runtime-catalog", "", "file listing the runtimes functions may name")
 	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
+	fs.StringVar(&o.watchResources, "watch-resources", "",
+		"comma-separated group/version/resource list (core group: v1/configmaps) whose changes are events for functions, as <resource>.<namespace>.<name>.<action>; grant the operator get, list and watch on them")
+	fs.DurationVar(&o.eventReplayWindow, "event-replay-window", controllers.DefaultEventReplayWindow,
+		"after a restart, objects created this recently (and after the function) still count as created")
 	fs.StringVar(&o.apiserver.BindAddress, "apiserver-bind-address", "", "also serve the Appwrite REST facade on this address (empty: off)")
 	apiserver.BindFlags(fs, "apiserver-", &o.apiserver)
 	zapOpts := zap.Options{}
@@ -129,6 +136,20 @@ func startManager(ctx context.Context, o managerOptions) error {
 		Scheme:    mgr.GetScheme(),
 		Recorder:  mgr.GetEventRecorder("kfn-function"),
 		Runtimes:  catalog,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	watch, err := controllers.ParseWatchResources(o.watchResources)
+	if err != nil {
+		return fmt.Errorf("--watch-resources: %w", err)
+	}
+	if err := (&controllers.EventReconciler{
+		Client:       mgr.GetClient(),
+		Scheme:       mgr.GetScheme(),
+		Recorder:     mgr.GetEventRecorder("kfn-events"),
+		Clock:        clock.RealClock{},
+		Resources:    watch,
+		ReplayWindow: o.eventReplayWindow,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

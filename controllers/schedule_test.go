@@ -35,6 +35,10 @@ func scheduler() *ScheduleReconciler {
 
 func reconcileSchedule(t *testing.T, r *ScheduleReconciler, fn *fnv1.Function) ctrl.Result {
 	t.Helper()
+	// The reconciler reads the cache, which may not hold a new Function yet.
+	NewWithT(t).Eventually(func() error {
+		return mgrClient.Get(bg, client.ObjectKeyFromObject(fn), &fnv1.Function{})
+	}, eventually, poll).Should(Succeed())
 	res, err := r.Reconcile(bg, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(fn)})
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	return res

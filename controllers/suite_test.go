@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -141,6 +142,12 @@ func startControllers(ctx context.Context) error {
 	}
 	if err := (&ScheduleReconciler{
 		Client: mgr.GetClient(), Scheme: scheme, Recorder: mgr.GetEventRecorder("kfn-schedule"), Clock: testClock,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&EventReconciler{
+		Client: mgr.GetClient(), Scheme: scheme, Recorder: mgr.GetEventRecorder("kfn-events"), Clock: testClock,
+		Resources: []schema.GroupVersionResource{{Version: "v1", Resource: "configmaps"}},
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -1,0 +1,247 @@
+package controllers
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+func TestEventPatterns(t *testing.T) {
+	execCreate := eventSegments{"functions", "fn1", "executions", "run-1", "create"}
+	cmUpdate := eventSegments{"configmaps", "default", "app.config", "update"}
+	fnDelete := eventSegments{"functions", "fn1", "delete"}
+	for _, tc := range []struct {
+		pattern string
+		event   eventSegments
+		want    bool
+	}{
+		{"functions.fn1.executions.run-1.create", execCreate, true},
+		{"functions.*.executions.*.create", execCreate, true},
+		{"functions.*.executions.*.*", execCreate, true},
+		{"functions.*.executions.*", execCreate, true},
+		{"functions.fn1.executions.*.update", execCreate, false},
+		{"functions.fn2.executions.*.create", execCreate, false},
+		{"functions.*", execCreate, false},
+		{"functions.*.create", execCreate, false},
+		{"*.*.*.*.*", execCreate, true},
+		{"functions.fn*.executions.*.create", execCreate, false},
+		{"functions.*.delete", fnDelete, true},
+		{"functions.*", fnDelete, true},
+		{"functions.fn1.update", fnDelete, false},
+		{"configmaps.default.app.config.update", cmUpdate, true},
+		{"configmaps.default.*.update", cmUpdate, true},
+		{"configmaps.*.*", cmUpdate, true},
+		{"configmaps.default.app.update", cmUpdate, false},
+		{"configmaps.default.app.*.update", cmUpdate, false},
+		{"configmaps.other.*.update", cmUpdate, false},
+		{"configmaps.default.app.config.update.more", cmUpdate, false},
+		{"", cmUpdate, false},
+	} {
+		NewWithT(t).Expect(matchEvent(tc.pattern, tc.event)).To(Equal(tc.want), "%s ~ %s", tc.pattern, tc.event)
+	}
+}
+
+func TestParseWatchResources(t *testing.T) {
+	g := NewWithT(t)
+	got, err := ParseWatchResources("v1/configmaps, /v1/services,example.com/v1/widgets")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(Equal([]schema.GroupVersionResource{
+		{Version: "v1", Resource: "configmaps"}, {Version: "v1", Resource: "services"}, {Group: "example.com", Version: "v1", Resource: "widgets"},
+	}))
+	for list, want := range map[string]string{
+		"configmaps":                           "want group/version/resource",
+		"v1/secrets":                           "Secrets are not event sources",
+		"functions.kfn.dev/v1alpha1/functions": "always event sources",
+		"v1/configmaps,other.io/v1/configmaps": "share the event name prefix",
+		"v1/ConfigMap.x":                       "plural resource name",
+	} {
+		_, err := ParseWatchResources(list)
+		g.Expect(err).To(MatchError(ContainSubstring(want)), list)
+	}
+	got, err = ParseWatchResources("")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(BeEmpty())
+}
+
+func TestEventDataFitsAndSaysWhatItDropped(t *testing.T) {
+	g := NewWithT(t)
+	scheme := newTestScheme()
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "settings", Namespace: "default",
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+			Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "me"},
+		},
+		Data: map[string]string{"mode": "fast"},
+	}
+	data, dropped := eventData(cm, scheme)
+	g.Expect(dropped).To(BeEmpty())
+	var obj map[string]any
+	g.Expect(json.Unmarshal([]byte(data), &obj)).To(Succeed())
+	g.Expect(obj).To(HaveKeyWithValue("kind", "ConfigMap"))
+	g.Expect(obj).To(HaveKeyWithValue("apiVersion", "v1"))
+	g.Expect(data).NotTo(ContainSubstring("managedFields"))
+	g.Expect(data).NotTo(ContainSubstring("last-applied"))
+	g.Expect(data).To(ContainSubstring(`"keep":"me"`))
+	g.Expect(cm.ManagedFields).NotTo(BeEmpty(), "the cached object is not changed")
+
+	cm.Data["big"] = strings.Repeat("x", 70000)
+	cm.BinaryData = map[string][]byte{"small": []byte("y")}
+	data, dropped = eventData(cm, scheme)
+	g.Expect(dropped).To(Equal([]string{"data"}))
+	g.Expect(len(data)).To(BeNumerically("<=", maxEventData))
+	g.Expect(data).To(ContainSubstring(`"binaryData"`))
+	g.Expect(data).To(ContainSubstring(`"name":"settings"`))
+
+	cm.Annotations["huge"] = strings.Repeat("z", 70000)
+	data, dropped = eventData(cm, scheme)
+	g.Expect(dropped).To(ContainElement("metadata"))
+	g.Expect(len(data)).To(BeNumerically("<=", maxEventData))
+	g.Expect(data).To(ContainSubstring(`"name":"settings"`))
+}
+
+func executionsOf(t *testing.T, ns, function string) []fnv1.Execution {
+	t.Helper()
+	var list fnv1.ExecutionList
+	NewWithT(t).Expect(k8s.List(bg, &list, client.InNamespace(ns))).To(Succeed())
+	var out []fnv1.Execution
+	for _, e := range list.Items {
+		if e.Spec.FunctionName == function {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func countOf(t *testing.T, ns, function string) func() int {
+	return func() int { return len(executionsOf(t, ns, function)) }
+}
+
+func TestConfigMapChangeTriggersOneExecution(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "on-settings", func(f *fnv1.Function) {
+		f.Spec.Events = []string{"configmaps." + ns + ".app.settings.update"}
+	})
+	createFunction(t, ns, "on-any-create", func(f *fnv1.Function) {
+		f.Spec.Events = []string{"configmaps.*.*.create"}
+	})
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app.settings", Namespace: ns}, Data: map[string]string{"mode": "slow"}}
+	g.Expect(k8s.Create(bg, cm)).To(Succeed())
+	g.Eventually(countOf(t, ns, "on-any-create"), eventually, poll).Should(Equal(1))
+	g.Expect(executionsOf(t, ns, "on-any-create")[0].Spec.Event).To(Equal("configmaps." + ns + ".app.settings.create"))
+	g.Expect(executionsOf(t, ns, "on-settings")).To(BeEmpty(), "a creation is no update")
+
+	cm.Data["mode"] = "fast"
+	g.Expect(k8s.Update(bg, cm)).To(Succeed())
+	g.Eventually(countOf(t, ns, "on-settings"), eventually, poll).Should(Equal(1))
+	g.Consistently(countOf(t, ns, "on-settings"), 2*time.Second, poll).Should(Equal(1))
+	g.Expect(countOf(t, ns, "on-any-create")()).To(Equal(1))
+
+	exec := executionsOf(t, ns, "on-settings")[0]
+	g.Expect(exec.Spec.Trigger).To(Equal(fnv1.TriggerEvent))
+	g.Expect(exec.Spec.Event).To(Equal("configmaps." + ns + ".app.settings.update"))
+	var payload corev1.ConfigMap
+	g.Expect(json.Unmarshal([]byte(exec.Spec.EventData), &payload)).To(Succeed())
+	g.Expect(payload.Data).To(HaveKeyWithValue("mode", "fast"))
+	g.Eventually(func() []string { return eventReasons(t, ns, "on-settings") }, eventually, poll).Should(ContainElement("EventTriggered"))
+
+	// The same change delivered again (a replay) creates nothing new.
+	r := &EventReconciler{Client: mgrClient, Scheme: newTestScheme(), Recorder: mgrRecorder, Clock: testClock}
+	g.Expect(k8s.Get(bg, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
+	old := cm.DeepCopy()
+	old.ResourceVersion = "1"
+	firings := r.firings(bg, describeResource("configmaps"), "update", cm, old)
+	g.Expect(firings).To(HaveLen(1))
+	g.Expect(firings[0].Execution).To(Equal(exec.Name))
+	_, err := r.Reconcile(bg, firings[0])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(countOf(t, ns, "on-settings")()).To(Equal(1))
+
+	// Other namespaces do not hear it.
+	other := newNamespace(t)
+	createFunction(t, other, "elsewhere", func(f *fnv1.Function) { f.Spec.Events = []string{"configmaps.*.*.update"} })
+	cm.Data["mode"] = "faster"
+	g.Expect(k8s.Update(bg, cm)).To(Succeed())
+	g.Eventually(countOf(t, ns, "on-settings"), eventually, poll).Should(Equal(2))
+	g.Consistently(countOf(t, other, "elsewhere"), time.Second, poll).Should(Equal(0))
+}
+
+func TestAnotherFunctionsExecutionTriggersOneExecution(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "source", nil)
+	createFunction(t, ns, "listener", func(f *fnv1.Function) {
+		f.Spec.Events = []string{"functions.source.executions.*.create"}
+	})
+	createExecution(t, ns, "run-1", "source", nil)
+	g.Eventually(countOf(t, ns, "listener"), eventually, poll).Should(Equal(1))
+	// run-1 moves on to waiting (an update event): the listener wants creates only.
+	waitForStatus(t, ns, "run-1", fnv1.PhaseWaiting)
+	g.Consistently(countOf(t, ns, "listener"), 2*time.Second, poll).Should(Equal(1))
+
+	exec := executionsOf(t, ns, "listener")[0]
+	g.Expect(exec.Spec.Event).To(Equal("functions.source.executions.run-1.create"))
+	g.Expect(exec.Spec.Trigger).To(Equal(fnv1.TriggerEvent))
+	g.Expect(exec.Spec.EventData).To(ContainSubstring(`"name":"run-1"`))
+	g.Expect(exec.Annotations).To(HaveKeyWithValue(annotationEventDepth, "1"))
+	g.Expect(exec.OwnerReferences).To(ContainElement(HaveField("Name", "listener")))
+}
+
+func TestFunctionIsNotTriggeredByItsOwnExecutions(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "narcissus", func(f *fnv1.Function) {
+		f.Spec.Events = []string{"functions.*.executions.*", "functions.narcissus.executions.*.create"}
+	})
+	createExecution(t, ns, "first", "narcissus", nil)
+	waitForStatus(t, ns, "first", fnv1.PhaseWaiting)
+	g.Consistently(countOf(t, ns, "narcissus"), 3*time.Second, poll).Should(Equal(1))
+}
+
+// Two functions listening to each other's executions: the chain stops
+// after maxEventDepth event-triggered executions.
+func TestEventChainsStop(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "ping", func(f *fnv1.Function) { f.Spec.Events = []string{"functions.pong.executions.*.create"} })
+	createFunction(t, ns, "pong", func(f *fnv1.Function) { f.Spec.Events = []string{"functions.ping.executions.*.create"} })
+	createExecution(t, ns, "serve", "ping", nil)
+	total := func() int { return len(executionNames(t, ns)) }
+	g.Eventually(total, eventually, poll).Should(Equal(1 + maxEventDepth))
+	g.Consistently(total, 3*time.Second, poll).Should(Equal(1 + maxEventDepth))
+	g.Eventually(func() []string { return eventReasons(t, ns, "ping") }, eventually, poll).Should(ContainElement("EventDropped"))
+}
+
+func TestFunctionEvents(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "auditor", func(f *fnv1.Function) { f.Spec.Events = []string{"functions.*.update", "functions.*.delete"} })
+	createFunction(t, ns, "target", nil)
+	g.Consistently(countOf(t, ns, "auditor"), time.Second, poll).Should(Equal(0), "creation is not subscribed")
+
+	fn := getFunction(t, ns, "target")
+	fn.Spec.Timeout = 7
+	g.Expect(k8s.Update(bg, fn)).To(Succeed())
+	g.Eventually(countOf(t, ns, "auditor"), eventually, poll).Should(Equal(1))
+	// Status writes (the Function controller's) are not updates.
+	g.Consistently(countOf(t, ns, "auditor"), 2*time.Second, poll).Should(Equal(1))
+
+	g.Expect(k8s.Delete(bg, fn)).To(Succeed())
+	g.Eventually(func() []string {
+		var events []string
+		for _, e := range executionsOf(t, ns, "auditor") {
+			events = append(events, e.Spec.Event)
+		}
+		return events
+	}, eventually, poll).Should(ConsistOf("functions.target.update", "functions.target.delete"))
+}
