@@ -73,10 +73,9 @@ func waitCached(t *testing.T, ns, name string) {
 	}, eventually, poll).Should(Succeed())
 }
 
-// firstTickAfter is the first 5-minute tick at least a minute after t, so a
-// test has room before it.
+// firstTickAfter is the first tick of "*/5 * * * *" after t.
 func firstTickAfter(t time.Time) time.Time {
-	return t.Add(time.Minute).Truncate(5 * time.Minute).Add(5 * time.Minute)
+	return t.Truncate(5 * time.Minute).Add(5 * time.Minute)
 }
 
 func TestScheduleTicksRunOnceEach(t *testing.T) {
@@ -243,4 +242,37 @@ func TestDelayedExecution(t *testing.T) {
 	g.Expect(k8s.Update(bg, exec)).To(Succeed())
 	waitForJob(t, ns, jobName("delayed"))
 	waitForStatus(t, ns, "delayed", fnv1.PhaseWaiting)
+}
+
+func TestScheduleFieldValidation(t *testing.T) {
+	ns := newNamespace(t)
+	for name, tc := range map[string]struct {
+		mutate func(*fnv1.Function)
+		want   string
+	}{
+		"unknown concurrency policy": {func(f *fnv1.Function) { f.Spec.ConcurrencyPolicy = "Queue" }, "spec.concurrencyPolicy"},
+		"negative deadline":          {func(f *fnv1.Function) { f.Spec.StartingDeadlineSeconds = ptr.To[int64](-1) }, "spec.startingDeadlineSeconds"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fn := &fnv1.Function{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "fn-", Namespace: ns},
+				Spec:       fnv1.FunctionSpec{Image: "busybox:test", Command: []string{"true"}, Schedule: "@hourly"},
+			}
+			tc.mutate(fn)
+			NewWithT(t).Expect(k8s.Create(bg, fn)).To(MatchError(ContainSubstring(tc.want)))
+		})
+	}
+	fn := createFunction(t, ns, "defaults", func(f *fnv1.Function) { f.Spec.Schedule = "@hourly" })
+	NewWithT(t).Expect(fn.Spec.ConcurrencyPolicy).To(Equal(fnv1.AllowConcurrent))
+
+	// scheduledAt is part of the immutable spec.
+	exec := createExecution(t, ns, "fixed", "defaults", func(e *fnv1.Execution) {
+		e.Spec.Async = true
+		e.Spec.ScheduledAt = ptr.To(metav1.NewTime(time.Now().Add(time.Hour).Truncate(time.Second)))
+	})
+	NewWithT(t).Eventually(func() error {
+		exec = getExecution(t, ns, exec.Name)
+		exec.Spec.ScheduledAt = ptr.To(metav1.NewTime(exec.Spec.ScheduledAt.Add(time.Hour)))
+		return k8s.Update(bg, exec)
+	}, eventually, poll).Should(MatchError(ContainSubstring("spec is immutable")))
 }

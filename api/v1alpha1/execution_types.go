@@ -203,7 +203,7 @@ type ExecutionStatus struct {
 // +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable"
 // +kubebuilder:printcolumn:name="Function",type=string,JSONPath=`.spec.functionName`
 // +kubebuilder:printcolumn:name="Trigger",type=string,JSONPath=`.spec.trigger`,priority=1
-// +kubebuilder:printcolumn:name="Scheduled",type=date,JSONPath=`.spec.scheduledAt`,priority=1
+// +kubebuilder:printcolumn:name="Scheduled",type=string,JSONPath=`.spec.scheduledAt`,priority=1
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.status`
 // +kubebuilder:printcolumn:name="Code",type=integer,JSONPath=`.status.statusCode`
 // +kubebuilder:printcolumn:name="Duration",type=number,JSONPath=`.status.duration`

@@ -239,7 +239,7 @@ type FunctionStatus struct {
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
-// +kubebuilder:printcolumn:name="Next",type=date,JSONPath=`.status.scheduleNext`,priority=1
+// +kubebuilder:printcolumn:name="Next",type=string,JSONPath=`.status.scheduleNext`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // Function is code that runs on demand, on a schedule or on events.
