@@ -5,6 +5,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -165,8 +166,13 @@ func TestScheduleConcurrencyPolicies(t *testing.T) {
 			// No kubelet runs it: the first execution stays unfinished.
 			g.Eventually(func() fnv1.ExecutionPhase { return getExecution(t, ns, first).Status.Status }, eventually, poll).Should(Equal(fnv1.PhaseWaiting))
 
+			metric := map[fnv1.ConcurrencyPolicy]string{
+				fnv1.AllowConcurrent: firingFired, fnv1.ForbidConcurrent: firingSkipped, fnv1.ReplaceConcurrent: firingReplaced,
+			}[tc.policy]
+			counted := testutil.ToFloat64(triggerFirings.WithLabelValues(string(fnv1.TriggerSchedule), metric))
 			testClock.SetTime(tick.Add(5 * time.Minute))
 			reconcileSchedule(t, r, getFunction(t, ns, "cc"))
+			g.Expect(testutil.ToFloat64(triggerFirings.WithLabelValues(string(fnv1.TriggerSchedule), metric))).To(BeNumerically(">", counted))
 			var want []string
 			if tc.wantFirst {
 				want = append(want, first)
