@@ -52,6 +52,7 @@ func TestFunctionReadiness(t *testing.T) {
 		}, metav1.ConditionFalse, fnv1.ReasonCodeNotFound},
 		"bad schedule":  {func(f *fnv1.Function) { f.Spec.Schedule = "every day" }, metav1.ConditionFalse, fnv1.ReasonInvalidSchedule},
 		"bad time zone": {func(f *fnv1.Function) { f.Spec.Schedule, f.Spec.TimeZone = "0 * * * *", "Mars/Olympus" }, metav1.ConditionFalse, fnv1.ReasonInvalidSchedule},
+		"too frequent":  {func(f *fnv1.Function) { f.Spec.Schedule = "@every 30s" }, metav1.ConditionFalse, fnv1.ReasonInvalidSchedule},
 	} {
 		t.Run(name, func(t *testing.T) {
 			fnName := strings.ReplaceAll(name, " ", "-")

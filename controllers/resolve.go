@@ -2,9 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"time"
-
-	"github.com/robfig/cron/v3"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 )
@@ -47,18 +44,14 @@ func resolveFunction(fn *fnv1.Function, catalog RuntimeCatalog) (resolvedFunctio
 	return out, nil
 }
 
-// scheduleProblem validates the cron schedule and its time zone.
+// scheduleProblem validates the schedule the way the schedule controller
+// reads it, so a Function is Ready only if its schedule can fire.
 func scheduleProblem(fn *fnv1.Function) *problem {
 	if fn.Spec.Schedule == "" {
 		return nil
 	}
-	if _, err := cron.ParseStandard(fn.Spec.Schedule); err != nil {
-		return &problem{fnv1.ReasonInvalidSchedule, fmt.Sprintf("schedule %q: %v", fn.Spec.Schedule, err)}
-	}
-	if fn.Spec.TimeZone != "" {
-		if _, err := time.LoadLocation(fn.Spec.TimeZone); err != nil {
-			return &problem{fnv1.ReasonInvalidSchedule, fmt.Sprintf("time zone %q: %v", fn.Spec.TimeZone, err)}
-		}
+	if _, err := parseSchedule(fn.Spec.Schedule, fn.Spec.TimeZone); err != nil {
+		return &problem{fnv1.ReasonInvalidSchedule, fmt.Sprintf("schedule %q (time zone %q): %v", fn.Spec.Schedule, fn.Spec.TimeZone, err)}
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ expect_refused runnerDelivery --set manager.runnerDelivery=teleport
 expect_refused replicas --set apiserver.replicas=0
 expect_refused nodePort --set apiserver.service.type=NodePort --set apiserver.service.nodePort=80
 expect_refused managre --set managre.replicas=2
+expect_refused watchResources --set "events.watchResources[0]=v1/secrets"
 
 for f in config/crd/bases/*.yaml; do
   cmp "$f" "$chart/crds/$(basename "$f")" || { echo "chart CRD $f differs: run make manifests"; exit 1; }
