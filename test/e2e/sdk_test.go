@@ -1,0 +1,131 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/apiserver"
+	"github.com/kfn-dev/kfn/test/sdk"
+)
+
+// sdkFunction answers as sdk-test.cjs expects, for real, in a pod.
+const sdkFunction = `
+payload=$APPWRITE_FUNCTION_DATA
+printf 'log:%s' "$payload"
+case $payload in
+sleep:*) ms=${payload#sleep:}; sleep "$((ms / 1000)).$(printf %03d $((ms % 1000)))" ;;
+esac
+printf 'warn:%s' "$payload" >&2
+response="echo:$payload"
+[ -n "$APPWRITE_FUNCTION_USER_ID" ] && response="$response user:$APPWRITE_FUNCTION_USER_ID"
+printf '%s' "$response" > "$KFN_RESPONSE_FILE"
+`
+
+// The official Appwrite SDKs, unmodified from npm, against the facade that
+// the Helm chart runs in the cluster, reached through a port-forward; the
+// executions run in real pods.
+func TestOfficialSDKsAgainstTheClusterFacade(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	project := &corev1.Namespace{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Name: ns}, project)).To(Succeed())
+	project.Labels[apiserver.LabelProject] = "true"
+	g.Expect(k8s.Update(bg, project)).To(Succeed())
+
+	fn := &fnv1.Function{
+		ObjectMeta: metav1.ObjectMeta{Name: "sdk", Namespace: ns},
+		Spec: fnv1.FunctionSpec{
+			Image: busybox, Command: []string{"sh"}, Entrypoint: "main.sh", Timeout: 30, Execute: []string{"any"},
+			Code: &fnv1.CodeSource{Inline: map[string]string{"main.sh": sdkFunction}},
+		},
+	}
+	g.Expect(k8s.Create(bg, fn)).To(Succeed())
+
+	apiKey := "key-" + rand.String(32)
+	g.Expect(k8s.Create(bg, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-key", Namespace: ns, Labels: map[string]string{apiserver.LabelAPIKey: "true"}},
+		StringData: map[string]string{apiserver.APIKeyHashKey: apiserver.HashAPIKey(apiKey), apiserver.APIKeyScopesKey: "execution.read execution.write"},
+	})).To(Succeed())
+	jwtKey := []byte(rand.String(32))
+	g.Expect(k8s.Create(bg, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: apiserver.JWTSecretName, Namespace: ns},
+		Data:       map[string][]byte{apiserver.JWTSecretKey: jwtKey},
+	})).To(Succeed())
+	mint := func(user string) string {
+		token, err := apiserver.MintJWT(jwtKey, user, "session-"+user, time.Now(), 0)
+		g.Expect(err).NotTo(HaveOccurred())
+		return token
+	}
+
+	endpoint := portForward(t, "svc/kfn-apiserver", 80)
+	ctx, cancel := context.WithTimeout(bg, 5*time.Minute)
+	defer cancel()
+	out, err := sdk.Run(ctx, sdk.Env{
+		Endpoint: endpoint + "/v1", Project: ns, Function: fn.Name,
+		APIKey: apiKey, JWT: mint("alice"), JWTRate: mint("bob"), RateLimit: facadeRateLimit(t),
+	})
+	t.Logf("SDK tests:\n%s", out)
+	g.Expect(err).NotTo(HaveOccurred(), "the SDK tests failed")
+}
+
+// facadeRateLimit reads the create rate limit the chart gave the facade.
+func facadeRateLimit(t *testing.T) int {
+	t.Helper()
+	deploy := &appsv1.Deployment{}
+	NewWithT(t).Expect(k8s.Get(bg, types.NamespacedName{Namespace: releaseNamespace, Name: "kfn-apiserver"}, deploy)).To(Succeed())
+	for _, arg := range deploy.Spec.Template.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(arg, "--rate-limit="); ok {
+			n, err := strconv.Atoi(v)
+			NewWithT(t).Expect(err).NotTo(HaveOccurred())
+			return n
+		}
+	}
+	t.Fatal("the facade has no --rate-limit")
+	return 0
+}
+
+// portForward forwards a local loopback port to a Service port and returns
+// the local base URL; the forward ends with the test.
+func portForward(t *testing.T, target string, port int) string {
+	t.Helper()
+	cmd := exec.Command("kubectl", "-n", releaseNamespace, "port-forward", "--address", "127.0.0.1", target, fmt.Sprintf(":%d", port))
+	stdout, err := cmd.StdoutPipe()
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	NewWithT(t).Expect(cmd.Start()).To(Succeed())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	forwarding := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+)`)
+	found := make(chan string, 1)
+	go func() {
+		scanner := bufio.NewScanner(stdout)
+		for scanner.Scan() {
+			if m := forwarding.FindStringSubmatch(scanner.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case local := <-found:
+		return "http://127.0.0.1:" + local
+	case <-time.After(30 * time.Second):
+		t.Fatal("kubectl port-forward did not start")
+		return ""
+	}
+}
