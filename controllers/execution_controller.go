@@ -72,7 +72,7 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if w.job == nil && w.failure == nil {
+	if w.job == nil && w.failure == nil && w.fn != nil {
 		if w.job, err = r.createJob(ctx, exec, w.fn); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -86,8 +86,14 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		// The record is durable now; the Job and its pod are no longer needed.
 		return ctrl.Result{}, r.deleteJob(ctx, exec)
 	}
-	return ctrl.Result{}, nil
+	// A Function that appears wakes its Executions; the requeue ends the wait.
+	return ctrl.Result{RequeueAfter: w.awaitFunction}, nil
 }
+
+// functionGrace is how long a new Execution waits for its Function to
+// appear before failing: `kubectl apply -f` of a folder creates objects in
+// file-name order, so an Execution may come a moment before its Function.
+const functionGrace = 10 * time.Second
 
 // untilDue is how long a delayed Execution still waits; 0 once it is due
 // (or it has no scheduledAt, or its Job already exists).
@@ -117,6 +123,13 @@ func (r *ExecutionReconciler) observe(ctx context.Context, exec *fnv1.Execution)
 		if exec.Status.JobName != "" {
 			w.failure = &problem{fnv1.ReasonJobLost, fmt.Sprintf("job %s was deleted before the function finished", exec.Status.JobName)}
 			return w, nil
+		}
+		if fn == nil {
+			// Capped: an operator clock behind the API server's must not stretch the wait.
+			if left := functionGrace - r.Clock.Since(exec.CreationTimestamp.Time); left > 0 {
+				w.awaitFunction = min(left, functionGrace)
+				return w, nil
+			}
 		}
 		w.failure, err = r.readiness(ctx, exec, fn)
 		return w, err
@@ -339,8 +352,26 @@ func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&fnv1.Execution{}).
 		Owns(&batchv1.Job{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToExecution)).
+		Watches(&fnv1.Function{}, handler.EnqueueRequestsFromMapFunc(r.waitingExecutions)).
 		Named("execution").
 		Complete(r)
+}
+
+// waitingExecutions are a Function's Executions that have no Job yet: the
+// ones that may be waiting for it.
+func (r *ExecutionReconciler) waitingExecutions(ctx context.Context, fn client.Object) []ctrl.Request {
+	var execs fnv1.ExecutionList
+	if err := r.List(ctx, &execs, client.InNamespace(fn.GetNamespace()), client.MatchingFields{executionFunctionField: fn.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the executions of a function", "function", fn.GetName())
+		return nil
+	}
+	var requests []ctrl.Request
+	for _, e := range execs.Items {
+		if e.Status.JobName == "" && !e.Status.Status.IsFinished() {
+			requests = append(requests, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: e.Namespace, Name: e.Name}})
+		}
+	}
+	return requests
 }
 
 func podToExecution(_ context.Context, obj client.Object) []ctrl.Request {

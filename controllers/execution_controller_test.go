@@ -283,6 +283,7 @@ func TestExecutionsThatCannotRunFailAtOnce(t *testing.T) {
 	createFunction(t, ns, "odd", func(fn *fnv1.Function) {
 		fn.Spec.Image, fn.Spec.Runtime, fn.Spec.Command = "", "cobol-85", nil
 	})
+	useClock(t, time.Now().Add(time.Minute)) // past the grace a new Execution gives a missing Function
 	for name, tc := range map[string]struct{ function, reason string }{
 		"missing":  {"nope", fnv1.ReasonFunctionNotFound},
 		"disabled": {"off", fnv1.ReasonFunctionDisabled},
@@ -365,4 +366,20 @@ func condition(conds []metav1.Condition, typ string) *metav1.Condition {
 		}
 	}
 	return nil
+}
+
+// kubectl apply -f of a folder may create the Execution just before its
+// Function: the Execution waits for it instead of failing.
+func TestExecutionWaitsBrieflyForItsFunction(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	useClock(t, time.Now()) // the Execution is brand new: within the grace period
+	createExecution(t, ns, "early", "late", nil)
+	g.Eventually(func() string { return getExecution(t, ns, "early").Status.Message }, eventually, poll).
+		Should(Equal("waiting for the function to be created"))
+	g.Consistently(func() fnv1.ExecutionPhase { return getExecution(t, ns, "early").Status.Status }, time.Second, poll).
+		Should(Equal(fnv1.PhaseWaiting))
+
+	createFunction(t, ns, "late", nil)
+	waitForJob(t, ns, "early")
 }

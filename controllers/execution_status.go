@@ -32,6 +32,9 @@ type world struct {
 	logging bool
 	// timeout is the function's timeout in seconds.
 	timeout int32
+	// awaitFunction is how much longer a new Execution waits for its
+	// Function to be created.
+	awaitFunction time.Duration
 }
 
 // desiredStatus rebuilds the Execution status from the world.
@@ -229,6 +232,8 @@ func unrecoverableWait(pod *corev1.Pod) *problem {
 
 func waitingMessage(w world) string {
 	switch {
+	case w.awaitFunction > 0:
+		return "waiting for the function to be created"
 	case w.job == nil:
 		return "creating the job"
 	case w.pod == nil:
