@@ -180,7 +180,28 @@ func TestCreateValidation(t *testing.T) {
 		t.Fatalf("headers: %v", e.Spec.Headers)
 	}
 	expectError(t, v16.create(t, fn, map[string]any{"scheduledAt": "2030-01-01T00:00:00.000+00:00"}), 400, errBadRequest)
-	expectError(t, v16.create(t, fn, map[string]any{"scheduledAt": "2030-01-01T00:00:00.000+00:00", "async": true}), 400, errBadRequest)
+	expectError(t, v16.create(t, fn, map[string]any{"scheduledAt": "yesterday", "async": true}), 400, errBadRequest)
+	soon := time.Now().Add(30 * time.Second).UTC().Format(time.RFC3339)
+	expectError(t, v16.create(t, fn, map[string]any{"scheduledAt": soon, "async": true}), 400, errBadRequest)
+}
+
+// A delayed execution (1.6+): 202, status scheduled, trigger schedule, and
+// the Execution carries the minute it is due.
+func TestScheduledExecution(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "later", nil)
+	r := p.api().create(t, fn, map[string]any{"scheduledAt": "2030-01-01T10:20:30.000+00:00", "async": true})
+	expectCode(t, r, 202)
+	g.Expect(r.str("status")).To(gomega.Equal("scheduled"))
+	g.Expect(r.str("trigger")).To(gomega.Equal("schedule"))
+	g.Expect(r.str("scheduledAt")).To(gomega.Equal("2030-01-01T10:20:00.000+00:00"))
+
+	e := &fnv1.Execution{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: r.str("$id")}, e)).To(gomega.Succeed())
+	g.Expect(e.Spec.ScheduledAt.Time).To(gomega.BeTemporally("==", time.Date(2030, 1, 1, 10, 20, 0, 0, time.UTC)))
+	g.Expect(e.Spec.Async).To(gomega.BeTrue())
+	g.Eventually(func() string { return p.api().get(t, fn, e.Name).str("status") }, eventually, 50*time.Millisecond).Should(gomega.Equal("scheduled"))
 }
 
 func TestFunctionNotFound(t *testing.T) {

@@ -172,12 +172,13 @@ func (s *Server) deleteExecution(c *gin.Context) {
 
 // createRequest is a create execution request, validated for its format.
 type createRequest struct {
-	data    string
-	body    string
-	async   bool
-	path    string
-	method  string
-	headers map[string]string
+	data        string
+	body        string
+	async       bool
+	path        string
+	method      string
+	headers     map[string]string
+	scheduledAt *time.Time
 }
 
 func (s *Server) createExecution(c *gin.Context) {
@@ -188,7 +189,7 @@ func (s *Server) createExecution(c *gin.Context) {
 	if !s.rateLimit(c, f, who) {
 		return
 	}
-	req, aerr := parseCreate(c, f)
+	req, aerr := parseCreate(c, f, time.Now())
 	if aerr != nil {
 		abort(c, aerr)
 		return
@@ -216,6 +217,11 @@ func (s *Server) createExecution(c *gin.Context) {
 			Async:        req.async,
 			UserID:       who.userID,
 		},
+	}
+	if req.scheduledAt != nil {
+		// As in Appwrite: a delayed execution is triggered by its schedule.
+		exec.Spec.Trigger = fnv1.TriggerSchedule
+		exec.Spec.ScheduledAt = &metav1.Time{Time: *req.scheduledAt}
 	}
 	if who.kind == user && who.jwt != "" {
 		// The JWT goes to the function through a Secret the Execution
@@ -331,7 +337,7 @@ func (s *Server) rateLimit(c *gin.Context, f format, who caller) bool {
 }
 
 // parseCreate reads and validates the create execution parameters of a format.
-func parseCreate(c *gin.Context, f format) (createRequest, *apiError) {
+func parseCreate(c *gin.Context, f format, now time.Time) (createRequest, *apiError) {
 	req := createRequest{}
 	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxRequestBody))
 	if err != nil {
@@ -421,10 +427,30 @@ func parseCreate(c *gin.Context, f format) (createRequest, *apiError) {
 			if !req.async {
 				return req, newError(errBadRequest, "Scheduled executions must run asynchronously. Set scheduledAt to a future date, or set async to true.")
 			}
-			return req, newError(errBadRequest, "Scheduled executions are not supported by kfn yet: leave scheduledAt empty.")
+			at, ok := parseScheduledAt(v)
+			if !ok || at.Before(now.Add(time.Minute)) {
+				return req, newError(errBadRequest, "Execution schedule must be a valid date, and at least 1 minute from now")
+			}
+			at = at.Truncate(time.Minute) // Appwrite schedules at minute precision
+			req.scheduledAt = &at
 		}
 	}
 	return req, nil
+}
+
+// parseScheduledAt reads an ISO 8601 datetime as the SDKs send it, with or
+// without fractional seconds and zone (UTC when it has none).
+func parseScheduledAt(v json.RawMessage) (time.Time, bool) {
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return time.Time{}, false
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.000-07:00", "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
 }
 
 func looseBool(v json.RawMessage) (bool, bool) {

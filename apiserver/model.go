@@ -31,6 +31,7 @@ type record struct {
 	Method      string
 	Path        string
 	Headers     []header
+	ScheduledAt *time.Time
 }
 
 type header struct {
@@ -70,8 +71,15 @@ func toRecord(e *fnv1.Execution, showLogs bool) record {
 	if r.Trigger == "" {
 		r.Trigger = string(fnv1.TriggerHTTP)
 	}
+	if e.Spec.ScheduledAt != nil {
+		r.ScheduledAt = &e.Spec.ScheduledAt.Time
+	}
 	if r.Status == "" {
+		// Not reconciled yet: what the controller is about to say.
 		r.Status = string(fnv1.PhaseWaiting)
+		if r.ScheduledAt != nil {
+			r.Status = string(fnv1.PhaseScheduled)
+		}
 	}
 	if showLogs {
 		r.Stdout, r.Stderr = e.Status.Stdout, e.Status.Stderr
@@ -165,7 +173,12 @@ var executionFields = []executionField{
 	{name: "logs", since: v1_4, value: func(r record, _ format) any { return r.Stdout }},
 	{name: "errors", since: v1_4, value: func(r record, _ format) any { return r.Stderr }},
 	{name: "duration", value: func(r record, _ format) any { return r.Duration }},
-	{name: "scheduledAt", since: v1_6, value: func(record, format) any { return nil }},
+	{name: "scheduledAt", since: v1_6, value: func(r record, _ format) any {
+		if r.ScheduledAt == nil {
+			return nil
+		}
+		return appwriteTime(*r.ScheduledAt)
+	}},
 }
 
 func (fd executionField) in(f format) bool {
