@@ -44,6 +44,7 @@ type managerOptions struct {
 	runtimeCatalog string
 	startupGrace   time.Duration
 	maxRecordBytes int
+	retention      time.Duration
 	// watchResources are the Kubernetes resources whose changes are events.
 	watchResources    string
 	eventReplayWindow time.Duration
@@ -63,6 +64,7 @@ func runManager(args []string) int {
 		"how the runner reaches function pods: init-container (any runtime) or image-volume (no extra container; containerd 2.1+, CRI-O 1.31+)")
 	fs.StringVar(&o.runtimeCatalog, "runtime-catalog", "", "file listing the runtimes functions may name")
 	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
+	fs.DurationVar(&o.retention, "execution-retention", 0, "delete finished executions this long after they finish, e.g. 336h for Appwrite's 14 days (0 keeps them; the per-function history limits still apply)")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
 	fs.StringVar(&o.watchResources, "watch-resources", "",
 		"comma-separated group/version/resource list (core group: v1/configmaps) whose changes are events for functions, as <resource>.<namespace>.<name>.<action>; grant the operator get, list and watch on them")
@@ -136,6 +138,8 @@ func startManager(ctx context.Context, o managerOptions) error {
 		Scheme:    mgr.GetScheme(),
 		Recorder:  mgr.GetEventRecorder("kfn-function"),
 		Runtimes:  catalog,
+		Retention: o.retention,
+		Clock:     clock.RealClock{},
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

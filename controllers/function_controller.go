@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,6 +43,11 @@ type FunctionReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  recorder.EventRecorder
 	Runtimes  RuntimeCatalog
+	// Retention deletes finished Executions this long after they finished,
+	// like Appwrite's execution log retention; 0 keeps them (the history
+	// limits still apply). Clock measures it.
+	Retention time.Duration
+	Clock     clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=functions.kfn.dev,resources=functions,verbs=get;list;watch
@@ -64,7 +71,8 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.writeStatus(ctx, fn, ready); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.pruneHistory(ctx, fn)
+	expiry, err := r.pruneHistory(ctx, fn)
+	return ctrl.Result{RequeueAfter: expiry}, err
 }
 
 // syncCodeSecret stores inline code in a Secret the Function controls.
@@ -169,11 +177,12 @@ func (r *FunctionReconciler) writeStatus(ctx context.Context, fn *fnv1.Function,
 	return nil
 }
 
-// pruneHistory deletes the oldest finished Executions beyond the limits.
-func (r *FunctionReconciler) pruneHistory(ctx context.Context, fn *fnv1.Function) error {
+// pruneHistory deletes the oldest finished Executions beyond the limits and
+// those past the retention, and says when the next one expires (0: none).
+func (r *FunctionReconciler) pruneHistory(ctx context.Context, fn *fnv1.Function) (nextExpiry time.Duration, err error) {
 	var execs fnv1.ExecutionList
 	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{executionFunctionField: fn.Name}); err != nil {
-		return err
+		return 0, err
 	}
 	var completed, failed []*fnv1.Execution
 	for i := range execs.Items {
@@ -194,12 +203,34 @@ func (r *FunctionReconciler) pruneHistory(ctx context.Context, fn *fnv1.Function
 			continue
 		}
 		for _, e := range oldestBeyond(group.execs, int(ptr.Deref(group.limit, 0))) {
-			if err := r.Delete(ctx, e, client.Preconditions{UID: &e.UID}); client.IgnoreNotFound(err) != nil {
-				return err
+			if err := r.deleteExecution(ctx, e); err != nil {
+				return 0, err
 			}
 		}
 	}
-	return nil
+	if r.Retention <= 0 {
+		return 0, nil
+	}
+	for _, e := range append(completed, failed...) {
+		left := r.Retention - r.Clock.Since(finishedAt(e).Time)
+		switch {
+		case e.DeletionTimestamp != nil:
+		case left <= 0:
+			if err := r.deleteExecution(ctx, e); err != nil {
+				return 0, err
+			}
+		case nextExpiry == 0 || left < nextExpiry:
+			nextExpiry = left
+		}
+	}
+	return nextExpiry, nil
+}
+
+func (r *FunctionReconciler) deleteExecution(ctx context.Context, e *fnv1.Execution) error {
+	if e.DeletionTimestamp != nil {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, e, client.Preconditions{UID: &e.UID}))
 }
 
 // oldestBeyond returns the executions past the newest keep ones.

@@ -12,7 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -144,4 +146,40 @@ func TestSamplesApplyWithKubectl(t *testing.T) {
 	out, err = exec.Command(kubectl, "--kubeconfig", path, "-n", ns, "get", "fn,exec").CombinedOutput()
 	g.Expect(err).NotTo(HaveOccurred(), string(out))
 	g.Expect(string(out)).To(ContainSubstring("hello"))
+}
+
+func TestFinishedExecutionsExpireAfterTheRetention(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	finishedAt := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC).Add(250 * time.Millisecond) // see result()
+	for _, name := range []string{"old-ok", "old-failed"} {
+		createExecution(t, ns, name, "fn", nil)
+		pod := startPod(t, waitForJob(t, ns, name))
+		code := 200
+		if name == "old-failed" {
+			code = 500
+		}
+		setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, result(code, "", "", "")))
+	}
+	waitForStatus(t, ns, "old-ok", fnv1.PhaseCompleted)
+	waitForStatus(t, ns, "old-failed", fnv1.PhaseFailed)
+	createExecution(t, ns, "running", "fn", nil)
+	waitForJob(t, ns, "running")
+
+	// A second Function controller, as an operator started with a retention.
+	clk := clocktesting.NewFakePassiveClock(finishedAt.Add(59 * time.Minute))
+	r := &FunctionReconciler{Client: mgrClient, APIReader: k8s, Scheme: newTestScheme(), Recorder: mgrRecorder, Retention: time.Hour, Clock: clk}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "fn"}}
+	res, err := r.Reconcile(bg, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.RequeueAfter).To(BeNumerically("~", time.Minute, time.Second), "it comes back when the oldest record expires")
+	g.Expect(getExecution(t, ns, "old-ok").DeletionTimestamp).To(BeNil(), "not expired yet")
+
+	clk.SetTime(finishedAt.Add(61 * time.Minute))
+	_, err = r.Reconcile(bg, req)
+	g.Expect(err).NotTo(HaveOccurred())
+	waitForGone(t, &fnv1.Execution{ObjectMeta: metav1.ObjectMeta{Name: "old-ok", Namespace: ns}})
+	waitForGone(t, &fnv1.Execution{ObjectMeta: metav1.ObjectMeta{Name: "old-failed", Namespace: ns}})
+	g.Expect(getExecution(t, ns, "running").Status.Status.IsFinished()).To(BeFalse(), "unfinished executions stay")
 }
