@@ -165,15 +165,18 @@ func startManager(ctx context.Context, o managerOptions) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	ready := healthz.Checker(healthz.Ping)
 	if o.apiserver.BindAddress != "" {
-		if _, err := apiserver.SetupWithManager(mgr, o.apiserver); err != nil {
+		facade, err := apiserver.SetupWithManager(mgr, o.apiserver)
+		if err != nil {
 			return err
 		}
+		ready = facade.ReadyCheck
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("readyz", ready); err != nil {
 		return err
 	}
 	return mgr.Start(ctx)
