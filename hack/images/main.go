@@ -1,7 +1,7 @@
 // Command images builds the container images of the local cluster without a
 // registry or a container engine: each image is assembled from files on this
-// machine with go-containerregistry and written as a docker-archive tarball
-// that `ctr images import` accepts.
+// machine with go-containerregistry and written as an OCI archive (a tar of
+// an OCI image layout) that `ctr images import` accepts.
 //
 //	kfn.dev/pause:3.10    the pod sandbox image (a static Go program)
 //	kfn.dev/busybox:test  Debian's busybox-static with its applet links
@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"os"
 	"os/exec"
@@ -31,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -106,13 +108,66 @@ func write(img v1.Image, ref, base string) (string, error) {
 		}
 	}
 	tmp := tarPath + ".tmp"
-	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
+	if err := writeOCIArchive(tmp, tag, img); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp, tarPath); err != nil {
 		return "", err
 	}
 	return tarPath, os.WriteFile(digestPath, []byte(d.String()+"\n"), 0o644)
+}
+
+// writeOCIArchive writes img, named tag, as an OCI image layout packed in a tar.
+func writeOCIArchive(path string, tag name.Tag, img v1.Image) error {
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".oci-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	l, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	// containerd names the imported image after io.containerd.image.name.
+	if err := l.AppendImage(img, layout.WithAnnotations(map[string]string{
+		"io.containerd.image.name":          tag.Name(),
+		"org.opencontainers.image.ref.name": tag.Name(),
+	})); err != nil {
+		return err
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(out)
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		hdr := &tar.Header{Name: filepath.ToSlash(rel), Mode: 0o644, ModTime: epoch, Typeflag: tar.TypeReg}
+		if d.IsDir() {
+			hdr.Name, hdr.Mode, hdr.Typeflag = hdr.Name+"/", 0o755, tar.TypeDir
+			return tw.WriteHeader(hdr)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		hdr.Size = int64(len(data))
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		_, err = tw.Write(data)
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // entry is one file system object of a layer.
