@@ -7,32 +7,17 @@ import (
 	"os"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/apiserver"
 	"github.com/kfn-dev/kfn/controllers"
 )
-
-func newScheme() *runtime.Scheme {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(fnv1.AddToScheme(scheme))
-	return scheme
-}
 
 // managerOptions are the operator's settings.
 type managerOptions struct {
@@ -99,7 +84,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 	}
 	cfg := ctrl.GetConfigOrDie()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 newScheme(),
+		Scheme:                 controllers.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
@@ -107,7 +92,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 		// Hand the lease over on shutdown so a rollout's new pod need not
 		// wait out the lease: the manager exits right after it stops.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{ByObject: managedObjectsOnly()},
+		Cache:                         cache.Options{ByObject: controllers.ManagedObjectsOnly()},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -180,18 +165,6 @@ func startManager(ctx context.Context, o managerOptions) error {
 		return err
 	}
 	return mgr.Start(ctx)
-}
-
-// managedObjectsOnly limits the cache to the Jobs, pods and Secrets kfn
-// made, so the operator neither holds every pod and Secret of the cluster
-// in memory nor needs to.
-func managedObjectsOnly() map[client.Object]cache.ByObject {
-	managed := labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedBy})
-	return map[client.Object]cache.ByObject{
-		&batchv1.Job{}:   {Label: managed},
-		&corev1.Pod{}:    {Label: managed},
-		&corev1.Secret{}: {Label: managed},
-	}
 }
 
 func envOr(name, fallback string) string {

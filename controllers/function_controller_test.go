@@ -169,7 +169,7 @@ func TestFinishedExecutionsExpireAfterTheRetention(t *testing.T) {
 
 	// A second Function controller, as an operator started with a retention.
 	clk := clocktesting.NewFakePassiveClock(finishedAt.Add(59 * time.Minute))
-	r := &FunctionReconciler{Client: mgrClient, APIReader: k8s, Scheme: newTestScheme(), Recorder: mgrRecorder, Retention: time.Hour, Clock: clk}
+	r := &FunctionReconciler{Client: mgrClient, APIReader: k8s, Scheme: NewScheme(), Recorder: mgrRecorder, Retention: time.Hour, Clock: clk}
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "fn"}}
 	res, err := r.Reconcile(bg, req)
 	g.Expect(err).NotTo(HaveOccurred())

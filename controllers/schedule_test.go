@@ -31,7 +31,7 @@ func useClock(t *testing.T, at time.Time) {
 
 // scheduler is a fresh schedule controller, as after a restart.
 func scheduler() *ScheduleReconciler {
-	return &ScheduleReconciler{Client: mgrClient, Scheme: newTestScheme(), Recorder: mgrRecorder, Clock: testClock}
+	return &ScheduleReconciler{Client: mgrClient, Scheme: NewScheme(), Recorder: mgrRecorder, Clock: testClock}
 }
 
 func reconcileSchedule(t *testing.T, r *ScheduleReconciler, fn *fnv1.Function) ctrl.Result {

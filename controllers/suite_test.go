@@ -12,15 +12,10 @@ import (
 	"time"
 
 	"github.com/onsi/gomega"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,8 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
-
-	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 )
 
 // The integration tests run the controllers against a real kube-apiserver
@@ -75,13 +68,6 @@ func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
 }
 
-func newTestScheme() *runtime.Scheme {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(fnv1.AddToScheme(scheme))
-	return scheme
-}
-
 func runSuite(m *testing.M) int {
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
@@ -111,14 +97,11 @@ func runSuite(m *testing.M) int {
 }
 
 func startControllers(ctx context.Context) error {
-	scheme := newTestScheme()
-	managed := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
+	scheme := NewScheme()
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&batchv1.Job{}: {Label: managed}, &corev1.Pod{}: {Label: managed}, &corev1.Secret{}: {Label: managed},
-		}},
+		Cache:   cache.Options{ByObject: ManagedObjectsOnly()},
 	})
 	if err != nil {
 		return err
