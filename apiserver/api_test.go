@@ -546,3 +546,20 @@ func TestPanicsAnswerUnknown(t *testing.T) {
 		t.Fatalf("panic answered %d %s", w.Code, w.Body.String())
 	}
 }
+
+// A synchronous answer carries every response header; the stored record
+// only the allow-listed ones, as in Appwrite 1.4+.
+func TestResponseHeaders(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "headers", nil)
+	r := p.api().create(t, fn, map[string]any{"body": "headers"})
+	expectCode(t, r, 201)
+	all := []any{
+		map[string]any{"name": "content-type", "value": "application/json"},
+		map[string]any{"name": "x-trace-id", "value": "abc"},
+	}
+	g.Expect(r.body["responseHeaders"]).To(gomega.Equal(all))
+	got := p.api().get(t, fn, r.str("$id"))
+	g.Expect(got.body["responseHeaders"]).To(gomega.Equal(all[:1]))
+}

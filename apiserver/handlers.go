@@ -279,7 +279,9 @@ func (s *Server) createExecution(c *gin.Context) {
 		}
 		return
 	}
-	c.JSON(http.StatusCreated, toRecord(exec, who.kind == apiKey).render(f))
+	rec := toRecord(exec, who.kind == apiKey)
+	rec.AllResponseHeaders = true // a synchronous answer carries every header, as in Appwrite
+	c.JSON(http.StatusCreated, rec.render(f))
 }
 
 func timeoutOf(fn *fnv1.Function) int32 {

@@ -32,6 +32,11 @@ type record struct {
 	Path        string
 	Headers     []header
 	ScheduledAt *time.Time
+	// ResponseHeaders are all the function set; AllResponseHeaders shows
+	// them all (a synchronous create) instead of the allow-listed ones an
+	// Appwrite record keeps.
+	ResponseHeaders    []header
+	AllResponseHeaders bool
 }
 
 type header struct {
@@ -42,6 +47,10 @@ type header struct {
 // requestHeaderAllowList are the request headers an Appwrite execution
 // record keeps (FUNCTION_ALLOWLIST_HEADERS_REQUEST).
 var requestHeaderAllowList = map[string]bool{"content-type": true, "agent": true, "content-length": true, "host": true}
+
+// responseHeaderAllowList are the response headers it keeps
+// (FUNCTION_ALLOWLIST_HEADERS_RESPONSE).
+var responseHeaderAllowList = map[string]bool{"content-type": true, "content-length": true}
 
 // toRecord reads an Execution. showLogs is false for callers other than
 // API keys: Appwrite blanks stdout/stderr (logs/errors) for them.
@@ -109,7 +118,21 @@ func toRecord(e *fnv1.Execution, showLogs bool) record {
 		}
 	}
 	sort.Slice(r.Headers, func(i, j int) bool { return r.Headers[i].Name < r.Headers[j].Name })
+	for k, v := range e.Status.ResponseHeaders {
+		r.ResponseHeaders = append(r.ResponseHeaders, header{k, v})
+	}
+	sort.Slice(r.ResponseHeaders, func(i, j int) bool { return r.ResponseHeaders[i].Name < r.ResponseHeaders[j].Name })
 	return r
+}
+
+func (r record) responseHeaders() []header {
+	shown := []header{}
+	for _, h := range r.ResponseHeaders {
+		if r.AllResponseHeaders || responseHeaderAllowList[h.Name] {
+			shown = append(shown, h)
+		}
+	}
+	return shown
 }
 
 // idTime reads the creation time in an ID made by NewID.
@@ -169,7 +192,7 @@ var executionFields = []executionField{
 	{name: "requestHeaders", since: v1_4, value: func(r record, _ format) any { return r.Headers }},
 	{name: "responseStatusCode", since: v1_4, value: func(r record, _ format) any { return r.StatusCode }},
 	{name: "responseBody", since: v1_4, value: func(r record, _ format) any { return r.Response }},
-	{name: "responseHeaders", since: v1_4, value: func(record, format) any { return []header{} }},
+	{name: "responseHeaders", since: v1_4, value: func(r record, _ format) any { return r.responseHeaders() }},
 	{name: "logs", since: v1_4, value: func(r record, _ format) any { return r.Stdout }},
 	{name: "errors", since: v1_4, value: func(r record, _ format) any { return r.Stderr }},
 	{name: "duration", value: func(r record, _ format) any { return r.Duration }},

@@ -228,6 +228,7 @@ func (k *fakeKubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Res
 //	sleep:MS      answers after MS milliseconds
 //	status:CODE   answers CODE
 //	fail          exits 1 with status 500 and "boom" on stderr
+//	headers       answers with a content-type and an x-trace-id header
 //	anything else answers 200 with "echo:<payload>" (plus the user ID, if any)
 func behave(e *fnv1.Execution) (res runner.Result, delay time.Duration, hang bool) {
 	payload := e.RequestBody()
@@ -246,6 +247,8 @@ func behave(e *fnv1.Execution) (res runner.Result, delay time.Duration, hang boo
 		res.Response = "status " + strconv.Itoa(res.StatusCode)
 	case payload == "fail":
 		res.StatusCode, res.ExitCode, res.Response, res.Stderr = 500, 1, "", "boom"
+	case payload == "headers":
+		res.ResponseHeaders = map[string]string{"content-type": "application/json", "x-trace-id": "abc"}
 	}
 	return res, delay, false
 }

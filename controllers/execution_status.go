@@ -103,6 +103,7 @@ func applyResult(st *fnv1.ExecutionStatus, res *runner.Result, logging bool, max
 		}
 	}
 	st.StatusCode = int32(res.StatusCode)
+	st.ResponseHeaders = res.ResponseHeaders
 	st.ExitCode = ptr.To(int32(res.ExitCode))
 	st.Duration = res.Duration
 	st.StartTime = ptr.To(metav1.NewTime(res.StartedAt))

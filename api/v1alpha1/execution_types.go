@@ -145,6 +145,11 @@ type ExecutionStatus struct {
 	// +optional
 	Response string `json:"response,omitempty"`
 
+	// ResponseHeaders are the headers the function set on its response.
+	// +kubebuilder:validation:MaxProperties=100
+	// +optional
+	ResponseHeaders map[string]string `json:"responseHeaders,omitempty"`
+
 	// Stdout is what the function printed on standard output.
 	// +optional
 	Stdout string `json:"stdout,omitempty"`

@@ -31,18 +31,25 @@ import (
 // maxStatusCodeFileBytes is more than any valid status code file needs.
 const maxStatusCodeFileBytes = 64
 
+// Response headers are bounded as Appwrite bounds request headers.
+const (
+	maxResponseHeaders          = 100
+	maxResponseHeadersFileBytes = 16384
+)
+
 // ioFiles are the files through which the user's code gets the request body
 // and gives the response.
 type ioFiles struct {
-	dir, request, response, statusCode string
+	dir, request, response, statusCode, responseHeaders string
 }
 
 func newIOFiles(dir string) ioFiles {
 	return ioFiles{
-		dir:        dir,
-		request:    filepath.Join(dir, "request"),
-		response:   filepath.Join(dir, "response"),
-		statusCode: filepath.Join(dir, "status-code"),
+		dir:             dir,
+		request:         filepath.Join(dir, "request"),
+		response:        filepath.Join(dir, "response"),
+		statusCode:      filepath.Join(dir, "status-code"),
+		responseHeaders: filepath.Join(dir, "response-headers"),
 	}
 }
 
@@ -52,6 +59,7 @@ func (f ioFiles) env() []string {
 		"KFN_REQUEST_FILE=" + f.request,
 		"KFN_RESPONSE_FILE=" + f.response,
 		"KFN_STATUS_CODE_FILE=" + f.statusCode,
+		"KFN_RESPONSE_HEADERS_FILE=" + f.responseHeaders,
 	}
 }
 
@@ -62,7 +70,7 @@ func (f ioFiles) prepare(body string) (*os.File, error) {
 	if err := os.MkdirAll(f.dir, 0o755); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{f.response, f.statusCode} {
+	for _, name := range []string{f.response, f.statusCode, f.responseHeaders} {
 		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
@@ -104,6 +112,52 @@ func (f ioFiles) readStatusCode() (int, error) {
 			maxStatusCodeFileBytes, text, f.statusCode)
 	}
 	return code, nil
+}
+
+// readResponseHeaders returns the headers the user's code set, one
+// "Name: value" line each; names are lower-cased and a repeated name keeps
+// its last value. No file is no headers; an invalid file sets none.
+func (f ioFiles) readResponseHeaders() (map[string]string, error) {
+	data, err := readAtMost(f.responseHeaders, maxResponseHeadersFileBytes+1)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kfn: cannot read the response headers: %w", err)
+	}
+	if len(data) > maxResponseHeadersFileBytes {
+		return nil, fmt.Errorf("kfn: %s is over %d bytes: no response headers were set", f.responseHeaders, maxResponseHeadersFileBytes)
+	}
+	headers := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !validHeaderName(name) {
+			return nil, fmt.Errorf("kfn: line %d of %s is not \"Name: value\": no response headers were set", i+1, f.responseHeaders)
+		}
+		headers[strings.ToLower(name)] = strings.TrimSpace(value)
+	}
+	if len(headers) > maxResponseHeaders {
+		return nil, fmt.Errorf("kfn: %s sets %d headers, over %d: no response headers were set", f.responseHeaders, len(headers), maxResponseHeaders)
+	}
+	return headers, nil
+}
+
+// validHeaderName accepts letters, digits and inner hyphens, as Appwrite's
+// header validator does.
+func validHeaderName(name string) bool {
+	if name == "" || name[0] == '-' || name[len(name)-1] == '-' {
+		return false
+	}
+	for _, r := range name {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func readAtMost(name string, n int64) ([]byte, error) {

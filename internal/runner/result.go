@@ -54,6 +54,9 @@ type Result struct {
 	Response   string    `json:"response"`
 	Stdout     string    `json:"stdout"`
 	Stderr     string    `json:"stderr"`
+	// ResponseHeaders are the headers the function set on its response,
+	// names lower-cased.
+	ResponseHeaders map[string]string `json:"responseHeaders,omitempty"`
 	// InLog is true in a termination message that carries only the header
 	// because the whole result did not fit: read it from the container log.
 	InLog bool `json:"inLog,omitempty"`
@@ -67,7 +70,7 @@ func (r *Result) Failed() bool {
 // header returns the result without its bulky fields, marked as to be read
 // from the log.
 func (r Result) header() Result {
-	r.Response, r.Stdout, r.Stderr = "", "", ""
+	r.Response, r.Stdout, r.Stderr, r.ResponseHeaders = "", "", "", nil
 	r.InLog = true
 	return r
 }

@@ -179,6 +179,11 @@ func execute(cfg config, signals <-chan os.Signal) *Result {
 		notes = append(notes, responseErr.Error())
 	}
 	res.Response = keepHead(response)
+	if headers, err := files.readResponseHeaders(); err != nil {
+		notes = append(notes, err.Error())
+	} else {
+		res.ResponseHeaders = headers
+	}
 	// Only a successful process with an intact response gets to choose its
 	// status code.
 	if res.ExitCode == 0 && responseErr == nil {

@@ -19,6 +19,7 @@ package runner
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,6 +165,40 @@ func TestStatusCodeFile(t *testing.T) {
 			invalid := strings.Contains(res.Stderr, "invalid status code")
 			if invalid != (tc.want == 500) {
 				t.Errorf("stderr %q: want a message if and only if the code is invalid", res.Stderr)
+			}
+		})
+	}
+}
+
+func TestResponseHeadersFile(t *testing.T) {
+	r := runMain(t, sh(`printf 'Content-Type: application/json\r\nX-Trace-Id:  abc \n\nx-trace-id: def\n' > "$KFN_RESPONSE_HEADERS_FILE"`)...)
+	want := map[string]string{"content-type": "application/json", "x-trace-id": "def"}
+	if got := r.result.ResponseHeaders; !reflect.DeepEqual(got, want) {
+		t.Errorf("headers %v, want %v", got, want)
+	}
+	if !reflect.DeepEqual(r.termination.ResponseHeaders, want) {
+		t.Errorf("a small result keeps its headers in the termination message: %v", r.termination.ResponseHeaders)
+	}
+
+	for name, content := range map[string]string{
+		"no colon":     "just text\n",
+		"bad name":     "bad name: v\n",
+		"leading dash": "-x: v\n",
+		"too many": strings.Repeat("h: v\n", 1) + func() string {
+			var b strings.Builder
+			for i := 0; i <= maxResponseHeaders; i++ {
+				fmt.Fprintf(&b, "h%d: v\n", i)
+			}
+			return b.String()
+		}(),
+		"too big": "h: " + strings.Repeat("v", maxResponseHeadersFileBytes) + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("HEADERS", content)
+			res := runMain(t, sh(`printf %s "$HEADERS" > "$KFN_RESPONSE_HEADERS_FILE"`)...).result
+			checkStatus(t, res, 0, 200)
+			if res.ResponseHeaders != nil || !strings.Contains(res.Stderr, "no response headers were set") {
+				t.Errorf("headers %v, stderr %q: want none and a message", res.ResponseHeaders, res.Stderr)
 			}
 		})
 	}

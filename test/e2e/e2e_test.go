@@ -159,12 +159,14 @@ func TestFailingFunction(t *testing.T) {
 func TestCustomStatusCode(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	shellFunction(t, ns, "teapot", `echo 418 > "$KFN_STATUS_CODE_FILE"; printf 'short and stout' > "$KFN_RESPONSE_FILE"`, 10)
+	shellFunction(t, ns, "teapot", `echo 418 > "$KFN_STATUS_CODE_FILE"; printf 'short and stout' > "$KFN_RESPONSE_FILE"
+printf 'Content-Type: text/plain\nX-Pot: teapot\n' > "$KFN_RESPONSE_HEADERS_FILE"`, 10)
 	execute(t, ns, "run", "teapot", "")
 	exec := waitFor(t, ns, "run", fnv1.PhaseCompleted, fnv1.PhaseFailed)
 	g.Expect(exec.Status.Status).To(Equal(fnv1.PhaseCompleted), "below 500 is completed, as in Appwrite")
 	g.Expect(exec.Status.StatusCode).To(Equal(int32(418)))
 	g.Expect(exec.Status.Response).To(Equal("short and stout"))
+	g.Expect(exec.Status.ResponseHeaders).To(Equal(map[string]string{"content-type": "text/plain", "x-pot": "teapot"}))
 }
 
 func TestTimeout(t *testing.T) {
