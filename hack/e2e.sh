@@ -24,7 +24,8 @@ trap finish EXIT
 
 make --no-print-directory cluster-up >/dev/null
 make --no-print-directory images
-# A low rate limit keeps the SDK test's rate-limit check to a few real pods.
-hack/deploy.sh --set apiserver.rateLimit=3
+# A low rate limit keeps the SDK test's rate-limit check to a few real pods;
+# ConfigMaps are an event source for the events test.
+hack/deploy.sh --set apiserver.rateLimit=3 --set 'events.watchResources={v1/configmaps}'
 go test -tags e2e -count=1 ${E2E_FLAGS:-} -skip TestHelmLifecycle ./test/e2e/
 go test -tags e2e -count=1 ${E2E_FLAGS:-} -run TestHelmLifecycle ./test/e2e/
