@@ -226,16 +226,23 @@ func TestSyncTimeout(t *testing.T) {
 	if d := time.Since(start); d < testSyncTimeout || d > testSyncTimeout+5*time.Second {
 		t.Fatalf("1.6 sync timeout after %s, want about %s", d, testSyncTimeout)
 	}
-	// 1.4/1.5: the record as it stands after the bound.
+	// 1.4/1.5: a failed record, as Appwrite's executor timeout gives.
 	r := p.api().with(func(a *api) { a.format = "1.4.0" }).create(t, fn, map[string]any{"body": "hang"})
 	expectCode(t, r, 201)
-	if s := r.str("status"); s != "processing" && s != "waiting" {
+	if r.str("status") != "failed" || r.num("responseStatusCode") != 500 || !strings.Contains(r.str("errors"), "timed out") {
 		t.Fatalf("1.4 timed out record: %s", r.raw)
+	}
+	// The Execution itself goes on.
+	if s := p.api().get(t, fn, r.str("$id")).str("status"); s != "processing" && s != "waiting" {
+		t.Fatalf("the execution behind a timed-out wait is %s", s)
 	}
 	// 1.0: bounded by the function timeout plus the grace.
 	start = time.Now()
 	r = p.api().with(func(a *api) { a.format = "1.0.0" }).create(t, fn, map[string]any{"data": "hang"})
 	expectCode(t, r, 201)
+	if r.str("status") != "failed" || r.num("statusCode") != 500 {
+		t.Fatalf("1.0 timed out record: %s", r.raw)
+	}
 	if d := time.Since(start); d < time.Second+testSyncGrace || d > testSyncTimeout {
 		t.Fatalf("1.0 sync wait %s, want about %s", d, time.Second+testSyncGrace)
 	}

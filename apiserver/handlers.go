@@ -273,7 +273,7 @@ func (s *Server) createExecution(c *gin.Context) {
 	if seen != nil {
 		exec = seen
 	}
-	if !done && f.atLeast(v1_6) {
+	if !done && (f.atLeast(v1_6) || c.Request.Context().Err() != nil) {
 		if c.Request.Context().Err() == nil {
 			abort(c, newError(errSyncTimeout))
 		}
@@ -281,6 +281,16 @@ func (s *Server) createExecution(c *gin.Context) {
 	}
 	rec := toRecord(exec, who.kind == apiKey)
 	rec.AllResponseHeaders = true // a synchronous answer carries every header, as in Appwrite
+	if !done {
+		// Before 1.6 Appwrite answers a wait that ran out with a failed
+		// record (its executor's timeout); here the execution goes on, and
+		// its record will say how it ended.
+		rec.Status, rec.StatusCode = string(fnv1.PhaseFailed), http.StatusInternalServerError
+		if who.kind == apiKey {
+			rec.Stderr = fmt.Sprintf("Operation timed out: the synchronous wait ended after %s; the execution goes on, see GET /v1/functions/%s/executions/%s",
+				bound, fn.Name, exec.Name)
+		}
+	}
 	c.JSON(http.StatusCreated, rec.render(f))
 }
 
