@@ -570,3 +570,29 @@ func TestResponseHeaders(t *testing.T) {
 	got := p.api().get(t, fn, r.str("$id"))
 	g.Expect(got.body["responseHeaders"]).To(gomega.Equal(all[:1]))
 }
+
+// A body over what an Execution holds travels in Secrets the Execution
+// owns, up to Appwrite's 10 MiB.
+func TestLargeBodyTravelsInSecrets(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "big", nil)
+	body := strings.Repeat("0123456789", 250_000) // 2.5 MB: three Secrets
+	r := p.api().create(t, fn, map[string]any{"body": body, "async": true})
+	expectCode(t, r, 202)
+
+	e := &fnv1.Execution{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: r.str("$id")}, e)).To(gomega.Succeed())
+	g.Expect(e.Spec.Body).To(gomega.BeEmpty())
+	g.Expect(e.Spec.BodySecrets).To(gomega.HaveLen(3))
+	var joined strings.Builder
+	for _, name := range e.Spec.BodySecrets {
+		secret := &corev1.Secret{}
+		g.Eventually(func() []metav1.OwnerReference {
+			g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: name}, secret)).To(gomega.Succeed())
+			return secret.OwnerReferences
+		}, eventually, 50*time.Millisecond).Should(gomega.ContainElement(gomega.HaveField("UID", e.UID)), "the Execution adopts %s", name)
+		joined.Write(secret.Data["body"])
+	}
+	g.Expect(joined.String()).To(gomega.Equal(body))
+}

@@ -32,7 +32,7 @@ const executionFunctionField = "spec.functionName"
 // Request limits of create execution.
 const (
 	maxData        = 8192              // 1.0–1.3 data, in characters
-	maxBody        = fnv1.MaxBodyBytes // what an Execution can carry to the function
+	maxBody        = 10 << 20 // Appwrite 1.6+; over fnv1.MaxBodyBytes it travels in body Secrets
 	maxPath        = 2048
 	maxHeaders     = 100
 	maxHeadersSize = 16384
@@ -223,31 +223,55 @@ func (s *Server) createExecution(c *gin.Context) {
 		exec.Spec.Trigger = fnv1.TriggerSchedule
 		exec.Spec.ScheduledAt = &metav1.Time{Time: *req.scheduledAt}
 	}
-	if who.kind == user && who.jwt != "" {
-		// The JWT goes to the function through a Secret the Execution
-		// adopts, never through the Execution itself.
+	// The caller's JWT, and a body too large for the Execution, reach the
+	// function through Secrets the Execution adopts.
+	var secrets []string
+	removeSecrets := func() {
+		for _, name := range secrets {
+			_ = s.writer.Delete(context.WithoutCancel(c), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}})
+		}
+	}
+	addSecret := func(name, key, value string) bool {
 		secret := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
-				Name: id + "-jwt", Namespace: ns,
+				Name: name, Namespace: ns,
 				Labels: map[string]string{controllers.LabelManagedBy: controllers.ManagedBy},
 			},
 			Type: corev1.SecretTypeOpaque,
-			Data: map[string][]byte{"jwt": []byte(who.jwt)},
+			Data: map[string][]byte{key: []byte(value)},
 		}
 		if err := s.writer.Create(c, secret); err != nil {
-			internalError(c, fmt.Errorf("creating the JWT secret: %w", err))
+			removeSecrets()
+			internalError(c, fmt.Errorf("creating secret %s: %w", name, err))
+			return false
+		}
+		secrets = append(secrets, name)
+		return true
+	}
+	if who.kind == user && who.jwt != "" {
+		exec.Spec.JWTSecretName = id + "-jwt"
+		if !addSecret(exec.Spec.JWTSecretName, "jwt", who.jwt) {
 			return
 		}
-		exec.Spec.JWTSecretName = secret.Name
+	}
+	if body := exec.Spec.Body; len(body) > fnv1.MaxBodyBytes {
+		exec.Spec.Body = ""
+		for part := 0; body != ""; part++ {
+			n := min(len(body), fnv1.MaxBodySecretBytes)
+			name := fmt.Sprintf("%s-body-%d", id, part)
+			if !addSecret(name, "body", body[:n]) {
+				return
+			}
+			exec.Spec.BodySecrets = append(exec.Spec.BodySecrets, name)
+			body = body[n:]
+		}
 	}
 
 	key := client.ObjectKeyFromObject(exec)
 	events := s.waiters.add(key)
 	defer s.waiters.remove(key, events)
 	if err := s.writer.Create(c, exec); err != nil {
-		if exec.Spec.JWTSecretName != "" {
-			_ = s.writer.Delete(context.WithoutCancel(c), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: exec.Spec.JWTSecretName, Namespace: ns}})
-		}
+		removeSecrets()
 		if apierrors.IsInvalid(err) {
 			abort(c, newError(errArgumentInvalid, "%s", err.Error()))
 			return

@@ -184,24 +184,31 @@ func (r *ExecutionReconciler) readiness(ctx context.Context, exec *fnv1.Executio
 		return &problem{fnv1.ReasonFunctionNotReady, fmt.Sprintf("function %q cannot run: %s", fn.Name, p.Message)}, nil
 	}
 	if exec.Spec.JWTSecretName != "" {
-		return r.adoptJWTSecret(ctx, exec)
+		if p, err := r.adoptSecret(ctx, exec, "JWT", exec.Spec.JWTSecretName, jwtSecretKey); p != nil || err != nil {
+			return p, err
+		}
+	}
+	for _, name := range exec.Spec.BodySecrets {
+		if p, err := r.adoptSecret(ctx, exec, "body", name, bodySecretKey); p != nil || err != nil {
+			return p, err
+		}
 	}
 	return nil, nil
 }
 
-// adoptJWTSecret makes the Execution own the Secret holding the caller's
-// JWT, so the token is deleted with the record.
-func (r *ExecutionReconciler) adoptJWTSecret(ctx context.Context, exec *fnv1.Execution) (*problem, error) {
+// adoptSecret makes the Execution own a Secret of its request (the
+// caller's JWT, a part of a large body), so it is deleted with the record.
+func (r *ExecutionReconciler) adoptSecret(ctx context.Context, exec *fnv1.Execution, what, name, dataKey string) (*problem, error) {
 	secret := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: exec.Namespace, Name: exec.Spec.JWTSecretName}
+	key := types.NamespacedName{Namespace: exec.Namespace, Name: name}
 	if err := r.APIReader.Get(ctx, key, secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			return &problem{fnv1.ReasonSecretNotFound, fmt.Sprintf("JWT secret %s not found", key.Name)}, nil
+			return &problem{fnv1.ReasonSecretNotFound, fmt.Sprintf("%s secret %s not found", what, key.Name)}, nil
 		}
 		return nil, err
 	}
-	if _, ok := secret.Data[jwtSecretKey]; !ok {
-		return &problem{fnv1.ReasonSecretNotFound, fmt.Sprintf("JWT secret %s has no %q key", key.Name, jwtSecretKey)}, nil
+	if _, ok := secret.Data[dataKey]; !ok {
+		return &problem{fnv1.ReasonSecretNotFound, fmt.Sprintf("%s secret %s has no %q key", what, key.Name, dataKey)}, nil
 	}
 	if owned, _ := controllerutil.HasOwnerReference(secret.OwnerReferences, exec, r.Scheme); owned {
 		return nil, nil

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -382,4 +383,37 @@ func TestExecutionWaitsBrieflyForItsFunction(t *testing.T) {
 
 	createFunction(t, ns, "late", nil)
 	waitForJob(t, ns, "early")
+}
+
+func TestLargeBodyIsProjectedFromItsSecrets(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	for i, part := range []string{"first-", "second"} {
+		g.Expect(k8s.Create(bg, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("run-body-%d", i), Namespace: ns},
+			StringData: map[string]string{bodySecretKey: part},
+		})).To(Succeed())
+	}
+	createExecution(t, ns, "run", "fn", func(e *fnv1.Execution) {
+		e.Spec.Data, e.Spec.BodySecrets = "", []string{"run-body-0", "run-body-1"}
+	})
+	job := waitForJob(t, ns, "run")
+	pod := job.Spec.Template.Spec
+	g.Expect(envValue(pod.Containers[0].Env, "KFN_REQUEST_BODY_DIR")).To(HaveField("Value", bodyMount))
+	var projected *corev1.ProjectedVolumeSource
+	for _, v := range pod.Volumes {
+		if v.Name == bodyVolume {
+			projected = v.Projected
+		}
+	}
+	g.Expect(projected).NotTo(BeNil())
+	g.Expect(projected.Sources).To(HaveLen(2))
+	g.Expect(projected.Sources[1].Secret.Name).To(Equal("run-body-1"))
+	g.Expect(projected.Sources[1].Secret.Items).To(Equal([]corev1.KeyToPath{{Key: bodySecretKey, Path: "001"}}))
+	for _, name := range []string{"run-body-0", "run-body-1"} {
+		secret := &corev1.Secret{}
+		g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: name}, secret)).To(Succeed())
+		g.Expect(secret.OwnerReferences).To(ContainElement(HaveField("UID", getExecution(t, ns, "run").UID)), name)
+	}
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -27,6 +28,8 @@ const (
 	imageMount     = "/kfn/image"
 	imageRunner    = "/kfn/image/kfn"
 	codeVolume     = "code"
+	bodyVolume     = "request-body"
+	bodyMount      = "/kfn/request-body"
 	codeMount      = "/kfn/code"
 	tmpVolume      = "tmp"
 	tmpMount       = "/tmp"
@@ -119,6 +122,11 @@ func buildJob(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, opts
 		VolumeMounts:             append(runnerMounts, corev1.VolumeMount{Name: tmpVolume, MountPath: tmpMount}),
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 	}
+	if len(exec.Spec.BodySecrets) > 0 {
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: bodyVolume, VolumeSource: bodyVolumeSource(exec.Spec.BodySecrets)})
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: bodyVolume, MountPath: bodyMount, ReadOnly: true})
+		container.Env = append(container.Env, corev1.EnvVar{Name: "KFN_REQUEST_BODY_DIR", Value: bodyMount})
+	}
 	if code := codeVolumeSource(fn); code != nil {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: codeVolume, VolumeSource: *code})
 		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: codeVolume, MountPath: codeMount, ReadOnly: true})
@@ -187,6 +195,19 @@ func codeVolumeSource(fn *fnv1.Function) *corev1.VolumeSource {
 		return &corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: *code.ConfigMapRef}}
 	}
 	return nil
+}
+
+// bodyVolumeSource projects the parts of a large body as files named in
+// order (000, 001, …), which the runner joins into the request file.
+func bodyVolumeSource(secrets []string) corev1.VolumeSource {
+	projected := &corev1.ProjectedVolumeSource{}
+	for i, name := range secrets {
+		projected.Sources = append(projected.Sources, corev1.VolumeProjection{Secret: &corev1.SecretProjection{
+			LocalObjectReference: corev1.LocalObjectReference{Name: name},
+			Items:                []corev1.KeyToPath{{Key: bodySecretKey, Path: fmt.Sprintf("%03d", i)}},
+		}})
+	}
+	return corev1.VolumeSource{Projected: projected}
 }
 
 // executionEnv is the Appwrite 1.0 function environment plus kfn's request

@@ -70,11 +70,12 @@ func TestExecutionValidation(t *testing.T) {
 		mutate func(*fnv1.Execution)
 		want   string
 	}{
-		"unknown trigger": {func(e *fnv1.Execution) { e.Spec.Trigger = "webhook" }, `Unsupported value: "webhook"`},
-		"no function":     {func(e *fnv1.Execution) { e.Spec.FunctionName = "" }, "spec.functionName"},
-		"data and body":   {func(e *fnv1.Execution) { e.Spec.Body = "b" }, "data (Appwrite 1.0) and body (Appwrite 1.4+) are alternatives"},
-		"unknown method":  {func(e *fnv1.Execution) { e.Spec.Method = "TRACE" }, `Unsupported value: "TRACE"`},
-		"data over 8192":  {func(e *fnv1.Execution) { e.Spec.Data = string(make([]byte, 8193)) }, "spec.data"},
+		"unknown trigger":       {func(e *fnv1.Execution) { e.Spec.Trigger = "webhook" }, `Unsupported value: "webhook"`},
+		"no function":           {func(e *fnv1.Execution) { e.Spec.FunctionName = "" }, "spec.functionName"},
+		"data and body":         {func(e *fnv1.Execution) { e.Spec.Body = "b" }, "data (Appwrite 1.0) and body (Appwrite 1.4+) are alternatives"},
+		"unknown method":        {func(e *fnv1.Execution) { e.Spec.Method = "TRACE" }, `Unsupported value: "TRACE"`},
+		"body secrets and data": {func(e *fnv1.Execution) { e.Spec.BodySecrets = []string{"part-0"} }, "bodySecrets carry a body too large for body"},
+		"data over 8192":        {func(e *fnv1.Execution) { e.Spec.Data = string(make([]byte, 8193)) }, "spec.data"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			exec := &fnv1.Execution{

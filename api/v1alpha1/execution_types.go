@@ -29,12 +29,21 @@ const (
 // IsFinished reports whether the phase is final.
 func (p ExecutionPhase) IsFinished() bool { return p == PhaseCompleted || p == PhaseFailed }
 
+// MaxBodySecretBytes is the most of a large body one body Secret holds,
+// well under the 1 MiB a Secret may hold.
+const MaxBodySecretBytes = 900 << 10
+
+// MaxBodySecrets is how many body Secrets an Execution may name: enough for
+// Appwrite's 10 MiB bodies.
+const MaxBodySecrets = 12
+
 // MaxBodyBytes bounds the request body: it travels to the function in an
 // environment variable, and Linux caps one at 128 KiB.
 const MaxBodyBytes = 102400
 
 // ExecutionSpec is one request to run a function. It cannot change once created.
 // +kubebuilder:validation:XValidation:rule="!(has(self.data) && has(self.body))",message="data (Appwrite 1.0) and body (Appwrite 1.4+) are alternatives: set one"
+// +kubebuilder:validation:XValidation:rule="!has(self.bodySecrets) || (!has(self.data) && !has(self.body))",message="bodySecrets carry a body too large for body: set no data or body with them"
 // +kubebuilder:validation:XValidation:rule="!has(self.scheduledAt) || (has(self.async) && self.async)",message="scheduled executions must run asynchronously: set async to true"
 type ExecutionSpec struct {
 	// FunctionName is the Function, in the same namespace, to run.
@@ -56,6 +65,16 @@ type ExecutionSpec struct {
 	// +kubebuilder:validation:MaxLength=102400
 	// +optional
 	Body string `json:"body,omitempty"`
+
+	// BodySecrets name Secrets (key "body") whose contents, in order, are
+	// a request body too large for Body, up to Appwrite's 10 MiB. The
+	// Execution takes ownership of them, like of its JWT Secret. Such a
+	// body reaches the function as the request file and stdin only.
+	// +kubebuilder:validation:MaxItems=12
+	// +kubebuilder:validation:items:MaxLength=253
+	// +listType=atomic
+	// +optional
+	BodySecrets []string `json:"bodySecrets,omitempty"`
 
 	// Method is the HTTP method of the request (Appwrite 1.4+).
 	// +kubebuilder:validation:Enum=GET;POST;PUT;PATCH;DELETE;OPTIONS;HEAD

@@ -160,6 +160,32 @@ func validHeaderName(name string) bool {
 	return true
 }
 
+// requestBody is APPWRITE_FUNCTION_DATA or, for a body too large for an
+// environment variable, the parts in KFN_REQUEST_BODY_DIR joined in name
+// order (the controller projects them there as 000, 001, …).
+func requestBody() (string, error) {
+	dir := os.Getenv("KFN_REQUEST_BODY_DIR")
+	if dir == "" {
+		return os.Getenv("APPWRITE_FUNCTION_DATA"), nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("kfn: reading the request body: %w", err)
+	}
+	var body strings.Builder
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") { // a projected volume's own links
+			continue
+		}
+		part, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return "", fmt.Errorf("kfn: reading the request body: %w", err)
+		}
+		body.Write(part)
+	}
+	return body.String(), nil
+}
+
 func readAtMost(name string, n int64) ([]byte, error) {
 	file, err := os.Open(name)
 	if err != nil {

@@ -143,7 +143,11 @@ func parseSeconds(s string) (time.Duration, error) {
 // as every failure is something to report.
 func execute(cfg config, signals <-chan os.Signal) *Result {
 	files := newIOFiles(cfg.ioDir)
-	stdin, err := files.prepare(os.Getenv("APPWRITE_FUNCTION_DATA"))
+	body, err := requestBody()
+	if err != nil {
+		return cannotStart(err)
+	}
+	stdin, err := files.prepare(body)
 	if err != nil {
 		return cannotStart(fmt.Errorf("preparing %s: %w", cfg.ioDir, err))
 	}

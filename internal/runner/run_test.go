@@ -204,6 +204,25 @@ func TestResponseHeadersFile(t *testing.T) {
 	}
 }
 
+func TestLargeBodyFromParts(t *testing.T) {
+	parts := t.TempDir()
+	// What a projected volume holds besides the files: its own dot links.
+	if err := os.Mkdir(filepath.Join(parts, "..data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{"000": "first-", "001": "second-", "002": "third"} {
+		if err := os.WriteFile(filepath.Join(parts, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("KFN_REQUEST_BODY_DIR", parts)
+	t.Setenv("APPWRITE_FUNCTION_DATA", "")
+	res := runMain(t, sh(`cat "$KFN_REQUEST_FILE"; echo; cat`)...).result
+	if res.Stdout != "first-second-third\nfirst-second-third" {
+		t.Errorf("stdout %q: want the parts joined, from the file and on stdin", res.Stdout)
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	r := runMain(t, sh(`echo started; sleep 5`, "--timeout", "300ms")...)
 	checkTimedOut(t, r, "Execution timed out after 0.3s.")

@@ -4,8 +4,11 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -43,14 +46,9 @@ printf '%s' "$response" > "$KFN_RESPONSE_FILE"
 // executions run in real pods.
 func TestOfficialSDKsAgainstTheClusterFacade(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	project := &corev1.Namespace{}
-	g.Expect(k8s.Get(bg, types.NamespacedName{Name: ns}, project)).To(Succeed())
-	project.Labels[apiserver.LabelProject] = "true"
-	g.Expect(k8s.Update(bg, project)).To(Succeed())
-
+	p := newProject(t)
 	fn := &fnv1.Function{
-		ObjectMeta: metav1.ObjectMeta{Name: "sdk", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "sdk", Namespace: p.namespace},
 		Spec: fnv1.FunctionSpec{
 			Image: busybox, Command: []string{"sh"}, Entrypoint: "main.sh", Timeout: 30, Execute: []string{"any"},
 			Code: &fnv1.CodeSource{Inline: map[string]string{"main.sh": sdkFunction}},
@@ -58,31 +56,81 @@ func TestOfficialSDKsAgainstTheClusterFacade(t *testing.T) {
 	}
 	g.Expect(k8s.Create(bg, fn)).To(Succeed())
 
-	apiKey := "key-" + rand.String(32)
-	g.Expect(k8s.Create(bg, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "e2e-key", Namespace: ns, Labels: map[string]string{apiserver.LabelAPIKey: "true"}},
-		StringData: map[string]string{apiserver.APIKeyHashKey: apiserver.HashAPIKey(apiKey), apiserver.APIKeyScopesKey: "execution.read execution.write"},
-	})).To(Succeed())
-	jwtKey := []byte(rand.String(32))
-	g.Expect(k8s.Create(bg, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: apiserver.JWTSecretName, Namespace: ns},
-		Data:       map[string][]byte{apiserver.JWTSecretKey: jwtKey},
-	})).To(Succeed())
-	mint := func(user string) string {
-		token, err := apiserver.MintJWT(jwtKey, user, "session-"+user, time.Now(), 0)
-		g.Expect(err).NotTo(HaveOccurred())
-		return token
-	}
-
 	endpoint := portForward(t, "svc/kfn-apiserver", 80)
 	ctx, cancel := context.WithTimeout(bg, 5*time.Minute)
 	defer cancel()
 	out, err := sdk.Run(ctx, sdk.Env{
-		Endpoint: endpoint + "/v1", Project: ns, Function: fn.Name,
-		APIKey: apiKey, JWT: mint("alice"), JWTRate: mint("bob"), RateLimit: facadeRateLimit(t),
+		Endpoint: endpoint + "/v1", Project: p.namespace, Function: fn.Name,
+		APIKey: p.apiKey, JWT: p.jwt(t, "alice"), JWTRate: p.jwt(t, "bob"), RateLimit: facadeRateLimit(t),
 	})
 	t.Logf("SDK tests:\n%s", out)
 	g.Expect(err).NotTo(HaveOccurred(), "the SDK tests failed")
+}
+
+// project is a namespace opted in as an Appwrite project, with an API key
+// and a JWT signing key.
+type project struct {
+	namespace, apiKey string
+	jwtKey            []byte
+}
+
+func newProject(t *testing.T) project {
+	t.Helper()
+	g := NewWithT(t)
+	p := project{namespace: newNamespace(t), apiKey: "key-" + rand.String(32), jwtKey: []byte(rand.String(32))}
+	ns := &corev1.Namespace{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Name: p.namespace}, ns)).To(Succeed())
+	ns.Labels[apiserver.LabelProject] = "true"
+	g.Expect(k8s.Update(bg, ns)).To(Succeed())
+	g.Expect(k8s.Create(bg, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-key", Namespace: p.namespace, Labels: map[string]string{apiserver.LabelAPIKey: "true"}},
+		StringData: map[string]string{apiserver.APIKeyHashKey: apiserver.HashAPIKey(p.apiKey), apiserver.APIKeyScopesKey: "execution.read execution.write"},
+	})).To(Succeed())
+	g.Expect(k8s.Create(bg, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: apiserver.JWTSecretName, Namespace: p.namespace},
+		Data:       map[string][]byte{apiserver.JWTSecretKey: p.jwtKey},
+	})).To(Succeed())
+	return p
+}
+
+func (p project) jwt(t *testing.T, user string) string {
+	t.Helper()
+	token, err := apiserver.MintJWT(p.jwtKey, user, "session-"+user, time.Now(), 0)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	return token
+}
+
+// A body far over what fits in an Execution (here 3 MB; Appwrite allows
+// 10 MiB) reaches the function whole, through the facade and Secrets.
+func TestLargeBodyThroughTheClusterFacade(t *testing.T) {
+	g := NewWithT(t)
+	p := newProject(t)
+	fn := &fnv1.Function{
+		ObjectMeta: metav1.ObjectMeta{Name: "count", Namespace: p.namespace},
+		Spec: fnv1.FunctionSpec{
+			Image: busybox, Timeout: 30,
+			Command: []string{"sh", "-c", `wc -c < "$KFN_REQUEST_FILE" | tr -d ' \n' > "$KFN_RESPONSE_FILE"; wc -c | tr -d ' '`},
+		},
+	}
+	g.Expect(k8s.Create(bg, fn)).To(Succeed())
+	endpoint := portForward(t, "svc/kfn-apiserver", 80)
+
+	payload, err := json.Marshal(map[string]any{"body": strings.Repeat("0123456789", 300_000)})
+	g.Expect(err).NotTo(HaveOccurred())
+	req, err := http.NewRequest(http.MethodPost, endpoint+"/v1/functions/count/executions", bytes.NewReader(payload))
+	g.Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Appwrite-Project", p.namespace)
+	req.Header.Set("X-Appwrite-Key", p.apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	var record map[string]any
+	g.Expect(json.NewDecoder(resp.Body).Decode(&record)).To(Succeed())
+	g.Expect(resp.StatusCode).To(Equal(http.StatusCreated), "%v", record)
+	g.Expect(record).To(HaveKeyWithValue("status", "completed"))
+	g.Expect(record).To(HaveKeyWithValue("responseBody", "3000000"), "the request file holds the whole body")
+	g.Expect(record).To(HaveKeyWithValue("logs", "3000000\n"), "so does stdin")
 }
 
 // facadeRateLimit reads the create rate limit the chart gave the facade.
