@@ -31,7 +31,7 @@ const executionFunctionField = "spec.functionName"
 
 // Request limits of create execution.
 const (
-	maxData        = 8192              // 1.0–1.3 data, in characters
+	maxData        = 8192     // 1.0–1.3 data, in characters
 	maxBody        = 10 << 20 // Appwrite 1.6+; over fnv1.MaxBodyBytes it travels in body Secrets
 	maxPath        = 2048
 	maxHeaders     = 100
