@@ -6,10 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,13 +22,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/controllers"
 	"github.com/kfn-dev/kfn/internal/runner"
+	"github.com/kfn-dev/kfn/internal/testenv"
 )
 
 // The integration tests run the facade on a loopback port in front of a
@@ -59,23 +56,11 @@ func TestMain(m *testing.M) {
 		// integration tests skip themselves.
 		os.Exit(m.Run())
 	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test` (it builds the kube-apiserver and etcd they need)")
-		os.Exit(1)
-	}
-	logs := io.Discard
-	if os.Getenv("KFN_TEST_LOGS") != "" {
-		logs = os.Stderr
-	}
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(logs)))
 	os.Exit(runSuite(m))
 }
 
 func runSuite(m *testing.M) int {
-	testEnv := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
+	testEnv := testenv.New()
 	cfg, err := testEnv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting envtest:", err)
