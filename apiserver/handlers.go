@@ -26,9 +26,6 @@ import (
 	"github.com/kfn-dev/kfn/controllers"
 )
 
-// executionFunctionField is the field index of controllers.IndexExecutionsByFunction.
-const executionFunctionField = "spec.functionName"
-
 // Request limits of create execution.
 const (
 	maxData        = 8192     // 1.0–1.3 data, in characters
@@ -74,8 +71,12 @@ func (s *Server) function(c *gin.Context, mustBeEnabled bool) (*fnv1.Function, b
 	return fn, true
 }
 
-// execution returns an execution of the function the caller may see.
+// execution returns an execution of the request's function (which must
+// exist) that the caller may see.
 func (s *Server) execution(c *gin.Context) (*fnv1.Execution, bool) {
+	if _, ok := s.function(c, false); !ok {
+		return nil, false
+	}
 	e := &fnv1.Execution{}
 	key := types.NamespacedName{Namespace: c.GetString(ctxProject), Name: c.Param("executionId")}
 	err := s.reader.Get(c, key, e)
@@ -105,7 +106,7 @@ func (s *Server) listExecutions(c *gin.Context) {
 	}
 	var list fnv1.ExecutionList
 	if err := s.reader.List(c, &list, client.InNamespace(c.GetString(ctxProject)),
-		client.MatchingFields{executionFunctionField: c.Param("functionId")}); err != nil {
+		client.MatchingFields{controllers.ExecutionFunctionField: c.Param("functionId")}); err != nil {
 		internalError(c, err)
 		return
 	}
@@ -128,9 +129,6 @@ func (s *Server) getExecution(c *gin.Context) {
 	if !requireScope(c, scopeExecutionRead) {
 		return
 	}
-	if _, ok := s.function(c, false); !ok {
-		return
-	}
 	e, ok := s.execution(c)
 	if !ok {
 		return
@@ -145,9 +143,6 @@ func (s *Server) deleteExecution(c *gin.Context) {
 		return
 	}
 	if !requireScope(c, scopeExecutionWrite) {
-		return
-	}
-	if _, ok := s.function(c, false); !ok {
 		return
 	}
 	e, ok := s.execution(c)

@@ -368,7 +368,7 @@ func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // ones that may be waiting for it.
 func (r *ExecutionReconciler) waitingExecutions(ctx context.Context, fn client.Object) []ctrl.Request {
 	var execs fnv1.ExecutionList
-	if err := r.List(ctx, &execs, client.InNamespace(fn.GetNamespace()), client.MatchingFields{executionFunctionField: fn.GetName()}); err != nil {
+	if err := r.List(ctx, &execs, client.InNamespace(fn.GetNamespace()), client.MatchingFields{ExecutionFunctionField: fn.GetName()}); err != nil {
 		log.FromContext(ctx).Error(err, "listing the executions of a function", "function", fn.GetName())
 		return nil
 	}

@@ -55,18 +55,21 @@ func desiredStatus(exec *fnv1.Execution, w world, now time.Time, maxRecordBytes 
 		st.PodName = exec.Status.PodName
 	}
 
+	failure := w.failure
+	if failure == nil {
+		failure = jobFailure(w)
+	}
+	running := functionRunning(w.pod)
 	switch {
 	case w.result != nil:
 		applyResult(&st, w.result, w.logging, maxRecordBytes)
-	case w.failure != nil:
-		fail(&st, w.failure, now)
-	case jobFailure(w) != nil:
-		fail(&st, jobFailure(w), now)
-	case functionRunning(w.pod) != nil:
+	case failure != nil:
+		fail(&st, failure, now)
+	case running != nil:
 		st.Status = fnv1.PhaseProcessing
 		st.Reason = fnv1.ReasonProcessing
 		st.Message = "the function is running"
-		st.StartTime = &functionRunning(w.pod).StartedAt
+		st.StartTime = &running.StartedAt
 	default:
 		st.Status = fnv1.PhaseWaiting
 		st.Reason = fnv1.ReasonWaiting
@@ -202,11 +205,7 @@ func functionRunning(pod *corev1.Pod) *corev1.ContainerStateRunning {
 // waitingReason says why the pod's containers have not started, if a
 // container reports a reason beyond the ordinary start-up.
 func waitingReason(pod *corev1.Pod) string {
-	if pod == nil {
-		return ""
-	}
-	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
-	for _, cs := range statuses {
+	for _, cs := range allContainerStatuses(pod) {
 		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "PodInitializing" && w.Reason != "ContainerCreating" {
 			return strings.TrimSuffix(w.Reason+": "+w.Message, ": ")
 		}
@@ -219,11 +218,7 @@ func waitingReason(pod *corev1.Pod) string {
 var unrecoverableWaits = map[string]bool{"InvalidImageName": true, "ErrImageNeverPull": true}
 
 func unrecoverableWait(pod *corev1.Pod) *problem {
-	if pod == nil {
-		return nil
-	}
-	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
-	for _, cs := range statuses {
+	for _, cs := range allContainerStatuses(pod) {
 		if w := cs.State.Waiting; w != nil && unrecoverableWaits[w.Reason] {
 			return &problem{fnv1.ReasonPodFailed, fmt.Sprintf("container %s cannot start: %s: %s", cs.Name, w.Reason, w.Message)}
 		}
@@ -231,7 +226,16 @@ func unrecoverableWait(pod *corev1.Pod) *problem {
 	return nil
 }
 
+// allContainerStatuses are the init containers' statuses, then the containers'.
+func allContainerStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
+	if pod == nil {
+		return nil
+	}
+	return append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+}
+
 func waitingMessage(w world) string {
+	reason := waitingReason(w.pod)
 	switch {
 	case w.awaitFunction > 0:
 		return "waiting for the function to be created"
@@ -239,8 +243,8 @@ func waitingMessage(w world) string {
 		return "creating the job"
 	case w.pod == nil:
 		return "waiting for the pod to be created"
-	case waitingReason(w.pod) != "":
-		return waitingReason(w.pod)
+	case reason != "":
+		return reason
 	default:
 		return "waiting for the function to start"
 	}

@@ -178,7 +178,7 @@ func (r *ScheduleReconciler) runTick(ctx context.Context, fn *fnv1.Function, tic
 // earlier ticks.
 func (r *ScheduleReconciler) unfinishedScheduled(ctx context.Context, fn *fnv1.Function, current string) ([]*fnv1.Execution, error) {
 	var execs fnv1.ExecutionList
-	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{executionFunctionField: fn.Name}); err != nil {
+	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{ExecutionFunctionField: fn.Name}); err != nil {
 		return nil, err
 	}
 	var active []*fnv1.Execution
