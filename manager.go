@@ -17,6 +17,7 @@ import (
 
 	"github.com/kfn-dev/kfn/apiserver"
 	"github.com/kfn-dev/kfn/controllers"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // managerOptions are the operator's settings.
@@ -84,7 +85,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 	}
 	cfg := ctrl.GetConfigOrDie()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
+		Scheme:                 kube.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
@@ -92,7 +93,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 		// Hand the lease over on shutdown so a rollout's new pod need not
 		// wait out the lease: the manager exits right after it stops.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{ByObject: controllers.ManagedObjectsOnly()},
+		Cache:                         cache.Options{ByObject: kube.ManagedObjectsOnly()},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -101,7 +102,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := controllers.IndexExecutionsByFunction(ctx, mgr); err != nil {
+	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	if err := (&controllers.ExecutionReconciler{

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/kfn-dev/kfn/controllers"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // BindFlags registers the facade's options on a flag set; prefix is
@@ -67,15 +67,15 @@ func Main(args []string) int {
 
 func run(ctx context.Context, o Options, metricsAddr, probeAddr string) error {
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
+		Scheme:                 kube.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: probeAddr,
-		Cache:                  cache.Options{ByObject: controllers.ManagedObjectsOnly()},
+		Cache:                  cache.Options{ByObject: kube.ManagedObjectsOnly()},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.IndexExecutionsByFunction(ctx, mgr); err != nil {
+	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	s, err := SetupWithManager(mgr, o)
@@ -150,7 +150,7 @@ func readJWTKey(namespace string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: kube.NewScheme()})
 	if err != nil {
 		return nil, err
 	}

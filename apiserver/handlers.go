@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
-	"github.com/kfn-dev/kfn/controllers"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // Request limits of create execution.
@@ -106,7 +106,7 @@ func (s *Server) listExecutions(c *gin.Context) {
 	}
 	var list fnv1.ExecutionList
 	if err := s.reader.List(c, &list, client.InNamespace(c.GetString(ctxProject)),
-		client.MatchingFields{controllers.ExecutionFunctionField: c.Param("functionId")}); err != nil {
+		client.MatchingFields{kube.ExecutionFunctionField: c.Param("functionId")}); err != nil {
 		internalError(c, err)
 		return
 	}
@@ -230,7 +230,7 @@ func (s *Server) createExecution(c *gin.Context) {
 		secret := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Name: name, Namespace: ns,
-				Labels: map[string]string{controllers.LabelManagedBy: controllers.ManagedBy},
+				Labels: map[string]string{kube.LabelManagedBy: kube.ManagedBy},
 			},
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{key: []byte(value)},

@@ -26,6 +26,7 @@ import (
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/controllers"
+	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/internal/runner"
 	"github.com/kfn-dev/kfn/internal/testenv"
 )
@@ -70,11 +71,11 @@ func runSuite(m *testing.M) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	scheme := controllers.NewScheme()
+	scheme := kube.NewScheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: controllers.ManagedObjectsOnly()},
+		Cache:   cache.Options{ByObject: kube.ManagedObjectsOnly()},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
@@ -104,7 +105,7 @@ func runSuite(m *testing.M) int {
 }
 
 func setup(ctx context.Context, mgr ctrl.Manager) error {
-	if err := controllers.IndexExecutionsByFunction(ctx, mgr); err != nil {
+	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	if err := (&controllers.ExecutionReconciler{

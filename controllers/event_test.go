@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 func TestEventPatterns(t *testing.T) {
@@ -74,7 +75,7 @@ func TestParseWatchResources(t *testing.T) {
 
 func TestEventDataFitsAndSaysWhatItDropped(t *testing.T) {
 	g := NewWithT(t)
-	scheme := NewScheme()
+	scheme := kube.NewScheme()
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "settings", Namespace: "default",
@@ -156,7 +157,7 @@ func TestConfigMapChangeTriggersOneExecution(t *testing.T) {
 	g.Eventually(func() []string { return eventReasons(t, ns, "on-settings") }, eventually, poll).Should(ContainElement("EventTriggered"))
 
 	// The same change delivered again (a replay) creates nothing new.
-	r := &EventReconciler{Client: mgrClient, Scheme: NewScheme(), Recorder: mgrRecorder, Clock: testClock}
+	r := &EventReconciler{Client: mgrClient, Scheme: kube.NewScheme(), Recorder: mgrRecorder, Clock: testClock}
 	g.Expect(k8s.Get(bg, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
 	old := cm.DeepCopy()
 	old.ResourceVersion = "1"

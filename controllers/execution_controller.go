@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/internal/runner"
 )
 
@@ -368,7 +369,7 @@ func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // ones that may be waiting for it.
 func (r *ExecutionReconciler) waitingExecutions(ctx context.Context, fn client.Object) []ctrl.Request {
 	var execs fnv1.ExecutionList
-	if err := r.List(ctx, &execs, client.InNamespace(fn.GetNamespace()), client.MatchingFields{ExecutionFunctionField: fn.GetName()}); err != nil {
+	if err := r.List(ctx, &execs, client.InNamespace(fn.GetNamespace()), client.MatchingFields{kube.ExecutionFunctionField: fn.GetName()}); err != nil {
 		log.FromContext(ctx).Error(err, "listing the executions of a function", "function", fn.GetName())
 		return nil
 	}

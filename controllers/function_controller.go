@@ -22,19 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
-
-// ExecutionFunctionField indexes Executions by the Function they run; the
-// REST facade lists a function's executions through it too.
-const ExecutionFunctionField = "spec.functionName"
-
-// IndexExecutionsByFunction registers the field index the controllers (and
-// the REST facade) use to list a Function's Executions from the cache.
-func IndexExecutionsByFunction(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &fnv1.Execution{}, ExecutionFunctionField, func(obj client.Object) []string {
-		return []string{obj.(*fnv1.Execution).Spec.FunctionName}
-	})
-}
 
 // FunctionReconciler keeps a Function's inline code in a Secret, reports
 // whether the Function can run, and prunes its execution history.
@@ -86,7 +75,7 @@ func (r *FunctionReconciler) syncCodeSecret(ctx context.Context, fn *fnv1.Functi
 		if secret.Labels == nil {
 			secret.Labels = map[string]string{}
 		}
-		secret.Labels[LabelManagedBy] = ManagedBy
+		secret.Labels[kube.LabelManagedBy] = kube.ManagedBy
 		secret.Labels[labelFunction] = fn.Name
 		secret.Type = corev1.SecretTypeOpaque
 		secret.Data = nil
@@ -182,7 +171,7 @@ func (r *FunctionReconciler) writeStatus(ctx context.Context, fn *fnv1.Function,
 // those past the retention, and says when the next one expires (0: none).
 func (r *FunctionReconciler) pruneHistory(ctx context.Context, fn *fnv1.Function) (nextExpiry time.Duration, err error) {
 	var execs fnv1.ExecutionList
-	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{ExecutionFunctionField: fn.Name}); err != nil {
+	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{kube.ExecutionFunctionField: fn.Name}); err != nil {
 		return 0, err
 	}
 	var completed, failed []*fnv1.Execution

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 func readyCondition(t *testing.T, ns, name string) func() *metav1.Condition {
@@ -169,7 +170,7 @@ func TestFinishedExecutionsExpireAfterTheRetention(t *testing.T) {
 
 	// A second Function controller, as an operator started with a retention.
 	clk := clocktesting.NewFakePassiveClock(finishedAt.Add(59 * time.Minute))
-	r := &FunctionReconciler{Client: mgrClient, APIReader: k8s, Scheme: NewScheme(), Recorder: mgrRecorder, Retention: time.Hour, Clock: clk}
+	r := &FunctionReconciler{Client: mgrClient, APIReader: k8s, Scheme: kube.NewScheme(), Recorder: mgrRecorder, Retention: time.Hour, Clock: clk}
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "fn"}}
 	res, err := r.Reconcile(bg, req)
 	g.Expect(err).NotTo(HaveOccurred())

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // Paths inside the function pod. The runner and the request/response files
@@ -70,9 +71,9 @@ type JobOptions struct {
 // its inputs so it can be tested and compared without a cluster.
 func buildJob(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, opts JobOptions) *batchv1.Job {
 	labels := map[string]string{
-		labelExecution: exec.Name,
-		labelFunction:  fn.Name,
-		LabelManagedBy: ManagedBy,
+		labelExecution:      exec.Name,
+		labelFunction:       fn.Name,
+		kube.LabelManagedBy: kube.ManagedBy,
 	}
 	timeout := int64(fn.Spec.Timeout)
 	if timeout == 0 {

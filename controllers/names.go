@@ -10,10 +10,6 @@ import (
 const (
 	labelExecution = "functions.kfn.dev/execution"
 	labelFunction  = "functions.kfn.dev/function"
-	// LabelManagedBy marks every object kfn creates; the operator caches only those.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	ManagedBy      = "kfn"
-
 	// functionContainer runs the user's code under the runner.
 	functionContainer = "function"
 	// installContainer copies the runner into the pod.

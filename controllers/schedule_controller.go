@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // annotationScheduledTime marks an Execution a schedule tick created, with
@@ -178,7 +179,7 @@ func (r *ScheduleReconciler) runTick(ctx context.Context, fn *fnv1.Function, tic
 // earlier ticks.
 func (r *ScheduleReconciler) unfinishedScheduled(ctx context.Context, fn *fnv1.Function, current string) ([]*fnv1.Execution, error) {
 	var execs fnv1.ExecutionList
-	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{ExecutionFunctionField: fn.Name}); err != nil {
+	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{kube.ExecutionFunctionField: fn.Name}); err != nil {
 		return nil, err
 	}
 	var active []*fnv1.Execution

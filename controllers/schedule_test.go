@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // The schedule tests move the suite's fake clock, which the manager's
@@ -31,7 +32,7 @@ func useClock(t *testing.T, at time.Time) {
 
 // scheduler is a fresh schedule controller, as after a restart.
 func scheduler() *ScheduleReconciler {
-	return &ScheduleReconciler{Client: mgrClient, Scheme: NewScheme(), Recorder: mgrRecorder, Clock: testClock}
+	return &ScheduleReconciler{Client: mgrClient, Scheme: kube.NewScheme(), Recorder: mgrRecorder, Clock: testClock}
 }
 
 func reconcileSchedule(t *testing.T, r *ScheduleReconciler, fn *fnv1.Function) ctrl.Result {

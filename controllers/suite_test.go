@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kfn-dev/kfn/internal/testenv"
 	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/kfn-dev/kfn/internal/kube"
+	"github.com/kfn-dev/kfn/internal/testenv"
 )
 
 // The integration tests run the controllers against a real kube-apiserver
@@ -84,16 +86,16 @@ func runSuite(m *testing.M) int {
 }
 
 func startControllers(ctx context.Context) error {
-	scheme := NewScheme()
+	scheme := kube.NewScheme()
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: ManagedObjectsOnly()},
+		Cache:   cache.Options{ByObject: kube.ManagedObjectsOnly()},
 	})
 	if err != nil {
 		return err
 	}
-	if err := IndexExecutionsByFunction(ctx, mgr); err != nil {
+	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	if err := (&ExecutionReconciler{

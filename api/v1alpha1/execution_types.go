@@ -251,6 +251,22 @@ func (e *Execution) RequestBody() string {
 	return e.Spec.Data
 }
 
+// Method is the request's HTTP method; POST when none was given, as in Appwrite.
+func (e *Execution) Method() string {
+	if e.Spec.Method == "" {
+		return "POST"
+	}
+	return e.Spec.Method
+}
+
+// Path is the request's path; "/" when none was given, as in Appwrite.
+func (e *Execution) Path() string {
+	if e.Spec.Path == "" {
+		return "/"
+	}
+	return e.Spec.Path
+}
+
 // +kubebuilder:object:root=true
 
 // ExecutionList contains a list of Execution.

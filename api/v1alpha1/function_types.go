@@ -260,6 +260,18 @@ func (f *Function) IsEnabled() bool { return f.Spec.Enabled == nil || *f.Spec.En
 // LoggingEnabled reports whether stdout and stderr are kept.
 func (f *Function) LoggingEnabled() bool { return f.Spec.Logging == nil || *f.Spec.Logging }
 
+// DefaultTimeoutSeconds is Appwrite's default function timeout.
+const DefaultTimeoutSeconds = 15
+
+// TimeoutSeconds is the longest an execution may run: the spec's timeout,
+// or the default for an object the API server has not defaulted.
+func (f *Function) TimeoutSeconds() int32 {
+	if f.Spec.Timeout > 0 {
+		return f.Spec.Timeout
+	}
+	return DefaultTimeoutSeconds
+}
+
 // +kubebuilder:object:root=true
 
 // FunctionList contains a list of Function.

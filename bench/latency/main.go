@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
-	"github.com/kfn-dev/kfn/controllers"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 const (
@@ -50,7 +50,7 @@ type sample struct {
 }
 
 func run(runs int, timeout time.Duration) error {
-	scheme := controllers.NewScheme()
+	scheme := kube.NewScheme()
 	c, err := client.NewWithWatch(ctrl.GetConfigOrDie(), client.Options{Scheme: scheme})
 	if err != nil {
 		return err

@@ -1,0 +1,74 @@
+// Package kube holds what every kfn process shares about the cluster: the
+// scheme, the label on the objects kfn makes, the cache filter that keeps
+// only those, and the index that lists a Function's Executions. The
+// operator (controllers) and the REST facade (apiserver) both use it, so
+// neither imports the other.
+package kube
+
+import (
+	"context"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+const (
+	// LabelManagedBy marks every object kfn creates; kfn caches only those.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "kfn"
+
+	// ExecutionFunctionField indexes Executions by the Function they run.
+	ExecutionFunctionField = "spec.functionName"
+)
+
+// NewScheme knows the Kubernetes types and kfn's: what every kfn manager
+// and client reads and writes.
+func NewScheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(fnv1.AddToScheme(scheme))
+	return scheme
+}
+
+// ManagedLabels are the labels every object kfn creates carries.
+func ManagedLabels() map[string]string {
+	return map[string]string{LabelManagedBy: ManagedBy}
+}
+
+// ManagedObjectsOnly limits a cache to the Jobs, pods and Secrets kfn made,
+// so a kfn process neither holds every pod and Secret of the cluster in
+// memory nor needs the right to.
+func ManagedObjectsOnly() map[client.Object]cache.ByObject {
+	managed := labels.SelectorFromSet(ManagedLabels())
+	return map[client.Object]cache.ByObject{
+		&batchv1.Job{}:   {Label: managed},
+		&corev1.Pod{}:    {Label: managed},
+		&corev1.Secret{}: {Label: managed},
+	}
+}
+
+// IndexExecutionsByFunction registers the field index ListExecutionsOf reads.
+func IndexExecutionsByFunction(ctx context.Context, indexer client.FieldIndexer) error {
+	return indexer.IndexField(ctx, &fnv1.Execution{}, ExecutionFunctionField, func(obj client.Object) []string {
+		return []string{obj.(*fnv1.Execution).Spec.FunctionName}
+	})
+}
+
+// ListExecutionsOf lists the Executions of one Function from a cache that
+// has the IndexExecutionsByFunction index.
+func ListExecutionsOf(ctx context.Context, r client.Reader, namespace, function string, opts ...client.ListOption) (*fnv1.ExecutionList, error) {
+	list := &fnv1.ExecutionList{}
+	opts = append([]client.ListOption{client.InNamespace(namespace), client.MatchingFields{ExecutionFunctionField: function}}, opts...)
+	if err := r.List(ctx, list, opts...); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
