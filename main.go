@@ -9,7 +9,6 @@ import (
 
 	_ "time/tzdata" // schedules name IANA time zones; images may lack tzdata
 
-	"github.com/kfn-dev/kfn/apiserver"
 	"github.com/kfn-dev/kfn/internal/runner"
 )
 
@@ -33,9 +32,9 @@ func main() {
 	case "manager":
 		os.Exit(runManager(args))
 	case "apiserver":
-		os.Exit(apiserver.Main(args))
+		os.Exit(runAPIServer(args))
 	case "jwt":
-		os.Exit(apiserver.JWTMain(args, os.Stdout, os.Stderr))
+		os.Exit(runJWT(args, os.Stdout, os.Stderr))
 	case "run":
 		os.Exit(runner.Main(args, os.Stdout, os.Stderr))
 	case "copy-self":

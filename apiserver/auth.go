@@ -117,7 +117,7 @@ func (s *Server) authenticate(ctx context.Context, namespace, key, token string)
 	case token != "":
 		claims, err := s.verifyJWT(ctx, namespace, token)
 		if err != nil {
-			return caller{}, newError(errJWTInvalid, "Failed to verify JWT. %v", err)
+			return caller{}, newErrorf(errJWTInvalid, "Failed to verify JWT. %v", err)
 		}
 		return caller{kind: user, userID: claims.UserID, sessionID: claims.SessionID, jwt: token, scopes: roleScopes[user]}, nil
 	}
@@ -128,7 +128,7 @@ func (s *Server) authenticate(ctx context.Context, namespace, key, token string)
 func (s *Server) apiKeyCaller(ctx context.Context, namespace, key string) (caller, *apiError) {
 	var secrets corev1.SecretList
 	if err := s.creds.List(ctx, &secrets, client.InNamespace(namespace), client.MatchingLabels{LabelAPIKey: "true"}); err != nil {
-		return caller{}, newError(errUnknown)
+		return caller{}, internalError(err)
 	}
 	sum := sha256.Sum256([]byte(key))
 	given := []byte(hex.EncodeToString(sum[:]))
@@ -140,7 +140,7 @@ func (s *Server) apiKeyCaller(ctx context.Context, namespace, key string) (calle
 		}
 	}
 	if found == nil {
-		return caller{}, newError(errUserUnauthorized, "The API key is invalid. Please check the value of the X-Appwrite-Key header.")
+		return caller{}, newErrorf(errUserUnauthorized, "The API key is invalid. Please check the value of the X-Appwrite-Key header.")
 	}
 	scopes := map[string]bool{}
 	for _, sc := range strings.FieldsFunc(string(found.Data[APIKeyScopesKey]), func(r rune) bool {
@@ -185,7 +185,7 @@ func VerifyJWT(token string, key []byte, now time.Time) (*Claims, error) {
 	if now.Sub(claims.IssuedAt.Time) > JWTMaxAge+jwtLeeway {
 		return nil, fmt.Errorf("token is older than %s", JWTMaxAge)
 	}
-	if claims.UserID == "" || !validUID(claims.UserID) {
+	if claims.UserID == "" || !ValidUID(claims.UserID) {
 		return nil, errors.New("token has no valid userId claim")
 	}
 	return claims, nil

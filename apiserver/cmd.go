@@ -4,11 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -16,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kfn-dev/kfn/internal/kube"
@@ -41,31 +37,9 @@ func BindFlags(fs *flag.FlagSet, prefix string, o *Options) {
 	})
 }
 
-// Main is `kfn apiserver`: the facade on its own, reading through an
-// informer cache of its own.
-func Main(args []string) int {
-	o := DefaultOptions()
-	var metricsAddr, probeAddr string
-	fs := flag.NewFlagSet("kfn apiserver", flag.ContinueOnError)
-	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "address the Appwrite REST API is served on")
-	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
-	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the health and readiness probes")
-	BindFlags(fs, "", &o)
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	ctx := ctrl.SetupSignalHandler()
-	if err := run(ctx, o, metricsAddr, probeAddr); err != nil {
-		ctrl.Log.Error(err, "apiserver stopped")
-		return 1
-	}
-	return 0
-}
-
-func run(ctx context.Context, o Options, metricsAddr, probeAddr string) error {
+// Run is the facade on its own (`kfn apiserver`), reading through an
+// informer cache of its own, until ctx is done.
+func Run(ctx context.Context, o Options, metricsAddr, probeAddr string) error {
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 kube.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
@@ -101,61 +75,10 @@ func (s *Server) ReadyCheck(*http.Request) error {
 	}
 }
 
-// JWTMain is `kfn jwt`: mint a user JWT the facade accepts, signed with a
-// key from a file or from a project's kfn-jwt Secret.
-func JWTMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("kfn jwt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	keyFile := fs.String("key-file", "", "file holding the signing key")
-	project := fs.String("project", "", "read the key from the "+JWTSecretName+" Secret of this project namespace (uses the kubeconfig)")
-	userID := fs.String("user", "", "user ID (the userId claim)")
-	sessionID := fs.String("session", "", "session ID (the sessionId claim); random if empty")
-	ttl := fs.Duration("ttl", JWTMaxAge, "lifetime of the token, at most 15m")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *userID == "" || (*keyFile == "") == (*project == "") {
-		fmt.Fprintln(stderr, "usage: kfn jwt --user ID (--key-file FILE | --project NAMESPACE) [--session ID] [--ttl 15m]")
-		return 2
-	}
-	if !validUID(*userID) {
-		fmt.Fprintf(stderr, "kfn jwt: %q is not a valid user ID (up to 36 of a-z, A-Z, 0-9, '.', '-', '_')\n", *userID)
-		return 2
-	}
-	var key []byte
-	var err error
-	if *keyFile != "" {
-		key, err = os.ReadFile(*keyFile)
-	} else {
-		key, err = readJWTKey(*project)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "kfn jwt:", err)
-		return 1
-	}
-	if *sessionID == "" {
-		*sessionID = NewID()
-	}
-	token, err := MintJWT(key, *userID, *sessionID, time.Now(), *ttl)
-	if err != nil {
-		fmt.Fprintln(stderr, "kfn jwt:", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, token)
-	return 0
-}
-
-func readJWTKey(namespace string) ([]byte, error) {
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: kube.NewScheme()})
-	if err != nil {
-		return nil, err
-	}
+// ReadJWTKey reads a project's JWT signing key from its JWTSecretName Secret.
+func ReadJWTKey(ctx context.Context, c client.Reader, namespace string) ([]byte, error) {
 	secret := &corev1.Secret{}
-	if err := c.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: JWTSecretName}, secret); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: JWTSecretName}, secret); err != nil {
 		return nil, err
 	}
 	key := secret.Data[JWTSecretKey]

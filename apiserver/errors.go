@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"fmt"
-	"net/http"
 
 	"github.com/gin-gonic/gin"
 )
@@ -59,32 +58,47 @@ type apiError struct {
 	Type    string
 	Code    int
 	Message string
+	// cause is the unexpected error behind a general_unknown, for the log.
+	cause error
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%s (%d): %s", e.Type, e.Code, e.Message) }
 
-// newError makes an error of an Appwrite type, with its default message
-// unless a message is given.
-func newError(typ string, format ...any) *apiError {
+// newError makes an error of an Appwrite type with its default message.
+func newError(typ string) *apiError {
 	t, ok := errorTypes[typ]
 	if !ok {
 		t = errorTypes[errUnknown]
 		typ = errUnknown
 	}
-	e := &apiError{Type: typ, Code: t.code, Message: t.message}
-	if len(format) > 0 {
-		e.Message = fmt.Sprintf(format[0].(string), format[1:]...)
-	}
+	return &apiError{Type: typ, Code: t.code, Message: t.message}
+}
+
+// newErrorf makes an error of an Appwrite type with a message of its own.
+func newErrorf(typ, format string, args ...any) *apiError {
+	e := newError(typ)
+	e.Message = fmt.Sprintf(format, args...)
 	return e
 }
 
 // invalidParam is Utopia's message for a parameter its validator rejected.
 func invalidParam(name, reason string) *apiError {
-	return newError(errArgumentInvalid, "Invalid `%s` param: %s", name, reason)
+	return newErrorf(errArgumentInvalid, "Invalid `%s` param: %s", name, reason)
+}
+
+// internalError hides an unexpected error from the client; the request
+// log shows it.
+func internalError(err error) *apiError {
+	e := newError(errUnknown)
+	e.cause = err
+	return e
 }
 
 // abort answers the error in Appwrite's error model and stops the chain.
 func abort(c *gin.Context, err *apiError) {
+	if err.cause != nil {
+		_ = c.Error(err.cause)
+	}
 	c.Header("Cache-Control", "no-cache, no-store, must-revalidate")
 	c.Header("Expires", "0")
 	c.Header("Pragma", "no-cache")
@@ -96,11 +110,3 @@ func abort(c *gin.Context, err *apiError) {
 		"version": formatOf(c).name,
 	})
 }
-
-// internalError hides an unexpected error from the client and logs it.
-func internalError(c *gin.Context, err error) {
-	_ = c.Error(err)
-	abort(c, newError(errUnknown))
-}
-
-var _ = http.StatusOK

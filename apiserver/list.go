@@ -3,6 +3,7 @@ package apiserver
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,32 +60,78 @@ func queryParams(values url.Values) []string {
 func planList(f format, values url.Values) (listPlan, *apiError) {
 	p := listPlan{f: f, limit: defaultLimit, countTotal: true}
 	syn := syntaxFor(f)
-	raw := queryParams(values)
-	if len(raw) > maxQueries {
-		return p, invalidParam("queries", fmt.Sprintf("Value must a valid array no longer than %d items and Value must be a valid string and no longer than %d chars", maxQueries, maxQueryLength))
+	queries, aerr := syn.readAll(queryParams(values))
+	if aerr != nil {
+		return p, aerr
 	}
+	p.add(queries)
+	if search, ok := values["search"]; ok && syn.search && len(search) > 0 {
+		if len(search[0]) > maxSearch {
+			return p, invalidParam("search", fmt.Sprintf("Value must be a valid string and no longer than %d chars", maxSearch))
+		}
+		p.search = strings.Fields(search[0])
+	}
+	if total, ok := values["total"]; ok && syn.total && len(total) > 0 {
+		switch strings.ToLower(total[0]) {
+		case "true", "1":
+		case "false", "0":
+			p.countTotal = false
+		default:
+			return p, invalidParam("total", "Value must be a valid boolean")
+		}
+	}
+	return p, nil
+}
+
+// readAll parses and validates the queries parameter, in order.
+func (s querySyntax) readAll(raw []string) ([]Query, *apiError) {
+	tooLong := func() *apiError {
+		return invalidParam("queries", fmt.Sprintf("Value must a valid array no longer than %d items and Value must be a valid string and no longer than %d chars", maxQueries, maxQueryLength))
+	}
+	if len(raw) > maxQueries {
+		return nil, tooLong()
+	}
+	queries := make([]Query, 0, len(raw))
+	for _, str := range raw {
+		if len(str) > maxQueryLength {
+			return nil, tooLong()
+		}
+		q, aerr := s.read(str)
+		if aerr != nil {
+			return nil, aerr
+		}
+		queries = append(queries, q)
+	}
+	return queries, nil
+}
+
+// read parses and validates one query, and words a problem as the
+// format's Appwrite does.
+func (s querySyntax) read(raw string) (Query, *apiError) {
+	q, err := s.parse(raw)
+	if err != nil {
+		if !s.format.atLeast(v1_4) {
+			return q, invalidParam("queries", err.Error())
+		}
+		return q, newErrorf(errQueryInvalid, "%s", err.Error())
+	}
+	if err := s.validate(q, false); err != nil {
+		if ae, ok := err.(*apiError); ok {
+			return q, ae
+		}
+		if s.format.atLeast(v1_5) {
+			return q, invalidParam("queries", "Invalid query: "+err.Error())
+		}
+		return q, invalidParam("queries", err.Error())
+	}
+	return q, nil
+}
+
+// add sorts valid queries into the plan. Only the first limit, offset
+// and cursor count, as in Appwrite.
+func (p *listPlan) add(queries []Query) {
 	seenLimit, seenOffset := false, false
-	for _, s := range raw {
-		if len(s) > maxQueryLength {
-			return p, invalidParam("queries", fmt.Sprintf("Value must a valid array no longer than %d items and Value must be a valid string and no longer than %d chars", maxQueries, maxQueryLength))
-		}
-		q, err := syn.parse(s)
-		if err != nil {
-			if !f.atLeast(v1_4) {
-				return p, invalidParam("queries", err.Error())
-			}
-			return p, newError(errQueryInvalid, "%s", err.Error())
-		}
-		if err := syn.validate(q, false); err != nil {
-			if ae, ok := err.(*apiError); ok {
-				return p, ae
-			}
-			if f.atLeast(v1_5) {
-				return p, invalidParam("queries", "Invalid query: "+err.Error())
-			}
-			return p, invalidParam("queries", err.Error())
-		}
-		// Only the first limit, offset and cursor count, as in Appwrite.
+	for _, q := range queries {
 		switch q.Method {
 		case qLimit:
 			if !seenLimit {
@@ -107,22 +154,6 @@ func planList(f format, values url.Values) (listPlan, *apiError) {
 			p.filters = append(p.filters, q)
 		}
 	}
-	if search, ok := values["search"]; ok && syn.search && len(search) > 0 {
-		if len(search[0]) > maxSearch {
-			return p, invalidParam("search", fmt.Sprintf("Value must be a valid string and no longer than %d chars", maxSearch))
-		}
-		p.search = strings.Fields(search[0])
-	}
-	if total, ok := values["total"]; ok && syn.total && len(total) > 0 {
-		switch strings.ToLower(total[0]) {
-		case "true", "1":
-		case "false", "0":
-			p.countTotal = false
-		default:
-			return p, invalidParam("total", "Value must be a valid boolean")
-		}
-	}
-	return p, nil
 }
 
 // run applies the plan to the records the caller may see.
@@ -151,7 +182,7 @@ func (p listPlan) run(visible []record) (int, []record, *apiError) {
 			}
 		}
 		if cur == nil {
-			return 0, nil, newError(errCursorNotFound, "Execution '%s' for the 'cursor' value not found.", id)
+			return 0, nil, newErrorf(errCursorNotFound, "Execution '%s' for the 'cursor' value not found.", id)
 		}
 		page = nil
 		if p.cursor.Method == qCursorAfter {
@@ -247,18 +278,9 @@ func (p listPlan) matches(r record, q Query) bool {
 	case qAnd:
 		return p.matchesAll(r, q.Queries)
 	case qOr:
-		for _, sub := range q.Queries {
-			if p.matches(r, sub) {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(q.Queries, func(sub Query) bool { return p.matches(r, sub) })
 	}
 	v := r.attr(q.Attribute, p.f)
-	queryValue := func(v any) any { return v }
-	if q.Attribute == "$createdAt" || q.Attribute == "$updatedAt" {
-		queryValue = datetimeValue
-	}
 	switch q.Method {
 	case qIsNull:
 		return v == nil
@@ -270,42 +292,32 @@ func (p listPlan) matches(r record, q Query) bool {
 	case qEndsWith:
 		s, _ := v.(string)
 		return strings.HasSuffix(s, q.Values[0].(string))
+	}
+	want := q.Values
+	if a, ok := attributesByName[q.Attribute]; ok && a.typ == attrDatetime {
+		want = make([]any, len(q.Values))
+		for i, w := range q.Values {
+			want[i] = datetimeValue(w)
+		}
+	}
+	switch q.Method {
 	case qBetween:
-		return compareValues(v, queryValue(q.Values[0])) >= 0 && compareValues(v, queryValue(q.Values[1])) <= 0
+		return compareValues(v, want[0]) >= 0 && compareValues(v, want[1]) <= 0
 	case qNotEqual:
-		for _, want := range q.Values {
-			if compareValues(v, queryValue(want)) == 0 {
-				return false
-			}
-		}
-		return true
+		return !slices.ContainsFunc(want, func(w any) bool { return compareValues(v, w) == 0 })
 	}
-	for _, want := range q.Values {
-		c := compareValues(v, queryValue(want))
-		switch q.Method {
-		case qEqual:
-			if c == 0 {
-				return true
-			}
-		case qLessThan:
-			if c < 0 {
-				return true
-			}
-		case qLessThanEqual:
-			if c <= 0 {
-				return true
-			}
-		case qGreaterThan:
-			if c > 0 {
-				return true
-			}
-		case qGreaterThanEqual:
-			if c >= 0 {
-				return true
-			}
-		}
-	}
-	return false
+	holds, ok := comparisons[q.Method]
+	return ok && slices.ContainsFunc(want, func(w any) bool { return holds(compareValues(v, w)) })
+}
+
+// comparisons are the filters that hold when the attribute compares so
+// with any of the query's values.
+var comparisons = map[string]func(c int) bool{
+	qEqual:            func(c int) bool { return c == 0 },
+	qLessThan:         func(c int) bool { return c < 0 },
+	qLessThanEqual:    func(c int) bool { return c <= 0 },
+	qGreaterThan:      func(c int) bool { return c > 0 },
+	qGreaterThanEqual: func(c int) bool { return c >= 0 },
 }
 
 // datetimeValue turns a datetime string into a time for comparisons.
@@ -316,33 +328,6 @@ func datetimeValue(v any) any {
 		}
 	}
 	return v
-}
-
-// attr is the value a query sees for an attribute.
-func (r record) attr(name string, f format) any {
-	switch name {
-	case "$id":
-		return r.ID
-	case "$createdAt":
-		return r.CreatedAt
-	case "$updatedAt":
-		return r.UpdatedAt
-	case "trigger":
-		return r.Trigger
-	case "status":
-		return r.reportedStatus(f)
-	case "statusCode", "responseStatusCode":
-		return float64(r.StatusCode)
-	case "duration":
-		return r.Duration
-	case "requestMethod":
-		return r.Method
-	case "requestPath":
-		return r.Path
-	case "deploymentId":
-		return ""
-	}
-	return nil
 }
 
 // compareValues compares values of one attribute; values of different
@@ -372,22 +357,4 @@ func compareValues(a, b any) int {
 		}
 	}
 	return strings.Compare(fmt.Sprintf("%T", a), fmt.Sprintf("%T", b)) | 1
-}
-
-var datetimeLayouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05.000-07:00",
-	"2006-01-02T15:04:05.000",
-	"2006-01-02T15:04:05",
-	"2006-01-02 15:04:05",
-	"2006-01-02",
-}
-
-func parseDatetime(s string) (time.Time, error) {
-	for _, l := range datetimeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("not a datetime: %q", s)
 }

@@ -49,26 +49,6 @@ var corsHeaders = strings.Join([]string{
 	"X-Fallback-Cookies", "X-Forwarded-For", "X-Forwarded-User-Agent",
 }, ", ")
 
-func (s *Server) newEngine() (*gin.Engine, error) {
-	gin.SetMode(gin.ReleaseMode)
-	e := gin.New()
-	e.HandleMethodNotAllowed = false
-	e.ContextWithFallback = true
-	if err := e.SetTrustedProxies(s.opts.TrustedProxies); err != nil {
-		return nil, err
-	}
-	e.Use(s.observe, s.recover, cors, readFormat)
-	e.NoRoute(func(c *gin.Context) { abort(c, newError(errRouteNotFound)) })
-
-	e.GET("/v1/health", s.health)
-	v1 := e.Group("/v1/functions/:functionId/executions", s.project)
-	v1.GET("", s.listExecutions)
-	v1.POST("", s.createExecution)
-	v1.GET("/:executionId", s.getExecution)
-	v1.DELETE("/:executionId", s.deleteExecution)
-	return e, nil
-}
-
 // observe logs each request and counts it in the metrics.
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
@@ -177,7 +157,7 @@ func (s *Server) project(c *gin.Context) {
 			abort(c, newError(errProjectNotFound))
 			return
 		}
-		internalError(c, err)
+		abort(c, internalError(err))
 		return
 	}
 	c.Set(ctxProject, name)
@@ -190,15 +170,25 @@ func (s *Server) project(c *gin.Context) {
 	c.Next()
 }
 
-// requireScope answers general_unauthorized_scope unless the caller has scope.
-func requireScope(c *gin.Context, scope string) bool {
-	who := callerOf(c)
-	if who.has(scope) {
-		return true
+// since hides a route from formats older than v, as Appwrite versions
+// without it do.
+func since(v version) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !formatOf(c).atLeast(v) {
+			abort(c, newError(errRouteNotFound))
+		}
 	}
-	role := map[callerKind]string{guest: "guests", user: "users", apiKey: "apps"}[who.kind]
-	abort(c, newError(errUnauthorizedScope, "%s (role: %s) missing scope (%s)", callerName(who), role, scope))
-	return false
+}
+
+// requireScope answers general_unauthorized_scope unless the caller has scope.
+func requireScope(scope string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		who := callerOf(c)
+		if !who.has(scope) {
+			role := map[callerKind]string{guest: "guests", user: "users", apiKey: "apps"}[who.kind]
+			abort(c, newErrorf(errUnauthorizedScope, "%s (role: %s) missing scope (%s)", callerName(who), role, scope))
+		}
+	}
 }
 
 func callerName(who caller) string {
@@ -209,4 +199,25 @@ func callerName(who caller) string {
 		return "API key " + who.keyName
 	}
 	return "Guest"
+}
+
+// rateLimit applies Appwrite 1.0's limit on creating executions: per IP
+// and user, for formats before 1.4, never for API keys.
+func (s *Server) rateLimit(c *gin.Context) {
+	who := callerOf(c)
+	if s.limiter == nil || formatOf(c).atLeast(v1_4) || who.kind == apiKey {
+		return
+	}
+	key := fmt.Sprintf("%s/ip:%s,userId:%s", c.GetString(ctxProject), c.ClientIP(), who.userID)
+	lc, err := s.limiter.Get(c, key)
+	if err != nil {
+		abort(c, internalError(err))
+		return
+	}
+	c.Header("X-RateLimit-Limit", strconv.FormatInt(lc.Limit, 10))
+	c.Header("X-RateLimit-Remaining", strconv.FormatInt(lc.Remaining, 10))
+	c.Header("X-RateLimit-Reset", strconv.FormatInt(lc.Reset, 10))
+	if lc.Reached {
+		abort(c, newError(errRateLimit))
+	}
 }

@@ -14,7 +14,7 @@ import (
 // record is an Execution read the way the Appwrite model sees it, before
 // a response format picks and names its fields. All translation between
 // Execution objects and Appwrite executions goes through record and the
-// executionFields table below.
+// attributes table (attributes.go).
 type record struct {
 	ID          string
 	CreatedAt   time.Time
@@ -57,7 +57,6 @@ var responseHeaderAllowList = map[string]bool{"content-type": true, "content-len
 func toRecord(e *fnv1.Execution, showLogs bool) record {
 	r := record{
 		ID:          e.Name,
-		CreatedAt:   e.CreationTimestamp.Time,
 		Permissions: []string{},
 		FunctionID:  e.Spec.FunctionName,
 		Trigger:     string(e.Spec.Trigger),
@@ -65,18 +64,11 @@ func toRecord(e *fnv1.Execution, showLogs bool) record {
 		StatusCode:  int(e.Status.StatusCode),
 		Response:    e.Status.Response,
 		Duration:    e.Status.Duration,
-		Method:      e.Spec.Method,
-		Path:        e.Spec.Path,
+		Method:      e.Method(),
+		Path:        e.Path(),
 		Headers:     []header{},
 	}
-	if t, ok := idTime(e.Name); ok && t.Unix() == r.CreatedAt.Unix() {
-		// The API server keeps whole seconds; a facade-made ID has the
-		// microseconds, which order executions created in one second.
-		r.CreatedAt = t
-		if e.Status.CompletionTime == nil && e.Status.StartTime == nil {
-			r.UpdatedAt = t
-		}
-	}
+	r.CreatedAt, r.UpdatedAt = times(e)
 	if r.Trigger == "" {
 		r.Trigger = string(fnv1.TriggerHTTP)
 	}
@@ -96,22 +88,6 @@ func toRecord(e *fnv1.Execution, showLogs bool) record {
 	if e.Spec.UserID != "" {
 		r.Permissions = []string{`read("user:` + e.Spec.UserID + `")`}
 	}
-	switch {
-	case e.Status.CompletionTime != nil:
-		r.UpdatedAt = e.Status.CompletionTime.Time
-	case e.Status.StartTime != nil:
-		r.UpdatedAt = e.Status.StartTime.Time
-	default:
-		if r.UpdatedAt.IsZero() {
-			r.UpdatedAt = r.CreatedAt
-		}
-	}
-	if r.Method == "" {
-		r.Method = "POST"
-	}
-	if r.Path == "" {
-		r.Path = "/"
-	}
 	for k, v := range e.Spec.Headers {
 		if requestHeaderAllowList[strings.ToLower(k)] {
 			r.Headers = append(r.Headers, header{strings.ToLower(k), v})
@@ -123,6 +99,24 @@ func toRecord(e *fnv1.Execution, showLogs bool) record {
 	}
 	sort.Slice(r.ResponseHeaders, func(i, j int) bool { return r.ResponseHeaders[i].Name < r.ResponseHeaders[j].Name })
 	return r
+}
+
+// times are an Execution's creation and last update: when it finished,
+// else started, else was created.
+func times(e *fnv1.Execution) (created, updated time.Time) {
+	created = e.CreationTimestamp.Time
+	if t, ok := idTime(e.Name); ok && t.Unix() == created.Unix() {
+		// The API server keeps whole seconds; a facade-made ID has the
+		// microseconds, which order executions created in one second.
+		created = t
+	}
+	switch {
+	case e.Status.CompletionTime != nil:
+		return created, e.Status.CompletionTime.Time
+	case e.Status.StartTime != nil:
+		return created, e.Status.StartTime.Time
+	}
+	return created, created
 }
 
 func (r record) responseHeaders() []header {
@@ -157,58 +151,6 @@ func (r record) reportedStatus(f format) string {
 		return string(fnv1.PhaseFailed)
 	}
 	return r.Status
-}
-
-// appwriteTime is Appwrite's datetime form, e.g. 2020-10-15T06:38:00.000+00:00.
-func appwriteTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000-07:00")
-}
-
-// executionField is one field of the Execution model and the formats that have it.
-type executionField struct {
-	name  string
-	since version // first format with the field
-	until version // first format without it; zero means still present
-	value func(r record, f format) any
-}
-
-// executionFields is the Execution model of every response format, in
-// Appwrite's field order.
-var executionFields = []executionField{
-	{name: "$id", value: func(r record, _ format) any { return r.ID }},
-	{name: "$createdAt", value: func(r record, _ format) any { return appwriteTime(r.CreatedAt) }},
-	{name: "$updatedAt", value: func(r record, _ format) any { return appwriteTime(r.UpdatedAt) }},
-	{name: "$permissions", value: func(r record, _ format) any { return r.Permissions }},
-	{name: "functionId", value: func(r record, _ format) any { return r.FunctionID }},
-	{name: "deploymentId", since: v1_8, value: func(record, format) any { return "" }},
-	{name: "trigger", value: func(r record, _ format) any { return r.Trigger }},
-	{name: "status", value: func(r record, f format) any { return r.reportedStatus(f) }},
-	{name: "statusCode", until: v1_4, value: func(r record, _ format) any { return r.StatusCode }},
-	{name: "response", until: v1_4, value: func(r record, _ format) any { return r.Response }},
-	{name: "stdout", until: v1_4, value: func(r record, _ format) any { return r.Stdout }},
-	{name: "stderr", until: v1_4, value: func(r record, _ format) any { return r.Stderr }},
-	{name: "requestMethod", since: v1_4, value: func(r record, _ format) any { return r.Method }},
-	{name: "requestPath", since: v1_4, value: func(r record, _ format) any { return r.Path }},
-	{name: "requestHeaders", since: v1_4, value: func(r record, _ format) any { return r.Headers }},
-	{name: "responseStatusCode", since: v1_4, value: func(r record, _ format) any { return r.StatusCode }},
-	{name: "responseBody", since: v1_4, value: func(r record, _ format) any { return r.Response }},
-	{name: "responseHeaders", since: v1_4, value: func(r record, _ format) any { return r.responseHeaders() }},
-	{name: "logs", since: v1_4, value: func(r record, _ format) any { return r.Stdout }},
-	{name: "errors", since: v1_4, value: func(r record, _ format) any { return r.Stderr }},
-	{name: "duration", value: func(r record, _ format) any { return r.Duration }},
-	{name: "scheduledAt", since: v1_6, value: func(r record, _ format) any {
-		if r.ScheduledAt == nil {
-			return nil
-		}
-		return appwriteTime(*r.ScheduledAt)
-	}},
-}
-
-func (fd executionField) in(f format) bool {
-	if f.v.less(fd.since) {
-		return false
-	}
-	return fd.until == (version{}) || f.v.less(fd.until)
 }
 
 // object is a JSON object that keeps its keys in order.
@@ -246,10 +188,10 @@ func (o *object) add(key string, value any) {
 
 // render is the Execution model of format f.
 func (r record) render(f format) object {
-	o := make(object, 0, len(executionFields))
-	for _, fd := range executionFields {
-		if fd.in(f) {
-			o.add(fd.name, fd.value(r, f))
+	o := make(object, 0, len(attributes))
+	for i := range attributes {
+		if a := &attributes[i]; a.model.has(f) {
+			o.add(a.name, a.shown(r, f))
 		}
 	}
 	return o

@@ -279,30 +279,16 @@ func jsonToQuery(raw any, depth int) (Query, error) {
 	return q, nil
 }
 
-// attrType is the type of a queryable attribute.
-type attrType int
-
-const (
-	attrString attrType = iota
-	attrInteger
-	attrFloat
-	attrDatetime
-)
-
-func (t attrType) String() string {
-	return [...]string{"string", "integer", "double", "datetime"}[t]
-}
-
 // querySyntax is what one response format allows in queries.
 type querySyntax struct {
-	json       bool // 1.5+: JSON queries; before: the string syntax
-	methods    map[string]bool
-	attributes map[string]attrType
-	limitMin   int
-	limitMax   int  // -1: no maximum
-	offsetMax  int  // -1: no maximum
-	search     bool // the search parameter is honoured (removed in 1.7)
-	total      bool // the total parameter exists (1.8+)
+	format    format // the attributes table says what it may query
+	json      bool   // 1.5+: JSON queries; before: the string syntax
+	methods   map[string]bool
+	limitMin  int
+	limitMax  int  // -1: no maximum
+	offsetMax int  // -1: no maximum
+	search    bool // the search parameter is honoured (removed in 1.7)
+	total     bool // the total parameter exists (1.8+)
 }
 
 func set(items ...string) map[string]bool {
@@ -331,30 +317,18 @@ func union(a, b map[string]bool) map[string]bool {
 	return m
 }
 
-func attributes(code string, extra ...string) map[string]attrType {
-	m := map[string]attrType{
-		"$id": attrString, "$createdAt": attrDatetime, "$updatedAt": attrDatetime,
-		"trigger": attrString, "status": attrString, code: attrInteger, "duration": attrFloat,
-	}
-	for _, e := range extra {
-		m[e] = attrString
-	}
-	return m
-}
-
 // syntaxFor is the query language of a response format.
 func syntaxFor(f format) querySyntax {
 	switch {
 	case !f.atLeast(v1_4):
-		return querySyntax{methods: methods10, attributes: attributes("statusCode"), limitMin: 0, limitMax: 100, offsetMax: 5000, search: true}
+		return querySyntax{format: f, methods: methods10, limitMin: 0, limitMax: 100, offsetMax: 5000, search: true}
 	case !f.atLeast(v1_5):
-		return querySyntax{methods: methods14, attributes: attributes("responseStatusCode"), limitMin: 1, limitMax: -1, offsetMax: -1, search: true}
+		return querySyntax{format: f, methods: methods14, limitMin: 1, limitMax: -1, offsetMax: -1, search: true}
 	case !f.atLeast(v1_6):
-		return querySyntax{json: true, methods: methods15, attributes: attributes("responseStatusCode"), limitMin: 1, limitMax: -1, offsetMax: -1, search: true}
+		return querySyntax{format: f, json: true, methods: methods15, limitMin: 1, limitMax: -1, offsetMax: -1, search: true}
 	default:
-		return querySyntax{json: true, methods: methods15,
-			attributes: attributes("responseStatusCode", "requestMethod", "requestPath", "deploymentId"),
-			limitMin:   1, limitMax: -1, offsetMax: -1, search: !f.atLeast(v1_7), total: f.atLeast(v1_8)}
+		return querySyntax{format: f, json: true, methods: methods15,
+			limitMin: 1, limitMax: -1, offsetMax: -1, search: !f.atLeast(v1_7), total: f.atLeast(v1_8)}
 	}
 }
 
@@ -394,14 +368,14 @@ func (s querySyntax) validate(q Query, nested bool) error {
 			return fmt.Errorf("Invalid cursor: Cursor must contain exactly one value")
 		}
 		id, ok := q.Values[0].(string)
-		if !ok || !validUID(id) {
+		if !ok || !ValidUID(id) {
 			return fmt.Errorf("Invalid cursor: Cursor must contain at most 36 chars. Valid chars are a-z, A-Z, 0-9, period, hyphen, and underscore. Can't start with a special char")
 		}
 	case qOrderAsc, qOrderDesc:
 		if q.Attribute == "" && !s.json {
 			return nil // orderAsc("") is the default order
 		}
-		if _, ok := s.attributes[q.Attribute]; !ok {
+		if _, ok := queryAttribute(q.Attribute, s.format); !ok {
 			return fmt.Errorf("Attribute not found in schema: %s", q.Attribute)
 		}
 	case qAnd, qOr:
@@ -426,15 +400,16 @@ func (s querySyntax) validate(q Query, nested bool) error {
 }
 
 func (s querySyntax) validateFilter(q Query) error {
-	t, ok := s.attributes[q.Attribute]
+	a, ok := queryAttribute(q.Attribute, s.format)
 	if !ok {
 		return fmt.Errorf("Attribute not found in schema: %s", q.Attribute)
 	}
+	t := a.typ
 	if q.Method == qSearch {
 		return fmt.Errorf("Searching by attribute \"%s\" requires a fulltext index.", q.Attribute)
 	}
 	if len(q.Values) > maxQueryValues {
-		return &apiError{Type: errQueryLimit, Code: 400, Message: fmt.Sprintf("Query on attribute has greater than %d values: %s", maxQueryValues, q.Attribute)}
+		return newErrorf(errQueryLimit, "Query on attribute has greater than %d values: %s", maxQueryValues, q.Attribute)
 	}
 	switch q.Method {
 	case qIsNull, qIsNotNull:
@@ -507,9 +482,9 @@ func integer(values []any) (int, bool) {
 	return int(f), true
 }
 
-// validUID is Appwrite's UID validator: up to 36 chars of a-z, A-Z, 0-9,
+// ValidUID is Appwrite's UID validator: up to 36 chars of a-z, A-Z, 0-9,
 // period, hyphen and underscore, not starting with a special char.
-func validUID(id string) bool {
+func ValidUID(id string) bool {
 	if id == "" || len(id) > 36 || !utf8.ValidString(id) {
 		return false
 	}

@@ -77,6 +77,24 @@ func DefaultOptions() Options {
 	}
 }
 
+// withDefaults replaces the durations left unset (or invalid) with the defaults.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.SyncTimeout <= 0 {
+		o.SyncTimeout = d.SyncTimeout
+	}
+	if o.SyncGrace < 0 {
+		o.SyncGrace = 0
+	}
+	if o.CacheWait <= 0 {
+		o.CacheWait = d.CacheWait
+	}
+	if o.RatePeriod <= 0 {
+		o.RatePeriod = d.RatePeriod
+	}
+	return o
+}
+
 // Server is the REST facade.
 type Server struct {
 	opts Options
@@ -100,21 +118,9 @@ type Server struct {
 
 // SetupWithManager adds the facade, and the caches it needs, to a manager
 // whose cache has the Execution field index of
-// controllers.IndexExecutionsByFunction.
+// kube.IndexExecutionsByFunction.
 func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
-	d := DefaultOptions()
-	if opts.SyncTimeout <= 0 {
-		opts.SyncTimeout = d.SyncTimeout
-	}
-	if opts.SyncGrace < 0 {
-		opts.SyncGrace = 0
-	}
-	if opts.CacheWait <= 0 {
-		opts.CacheWait = d.CacheWait
-	}
-	if opts.RatePeriod <= 0 {
-		opts.RatePeriod = d.RatePeriod
-	}
+	opts = opts.withDefaults()
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = mgr.GetLogger().WithName("apiserver")
 	}

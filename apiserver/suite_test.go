@@ -20,13 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/controllers"
-	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/internal/runner"
 	"github.com/kfn-dev/kfn/internal/testenv"
 )
@@ -61,40 +58,18 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	testEnv := testenv.New()
-	cfg, err := testEnv.Start()
+	fixture, err := testenv.Start()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting envtest:", err)
-		return 1
-	}
-	defer func() { _ = testEnv.Stop() }()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	scheme := kube.NewScheme()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: kube.ManagedObjectsOnly()},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
-		return 1
-	}
-	if err := setup(ctx, mgr); err != nil {
-		fmt.Fprintln(os.Stderr, "setting up:", err)
-		return 1
-	}
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-			os.Exit(1)
-		}
-	}()
+	defer fixture.Stop()
+	k8s = fixture.Client
+	if err := setup(fixture.Manager); err != nil {
+		fmt.Fprintln(os.Stderr, "setting up:", err)
+		return 1
+	}
+	fixture.StartManager()
 	select {
 	case <-facade.Ready():
 	case <-time.After(60 * time.Second):
@@ -104,10 +79,7 @@ func runSuite(m *testing.M) int {
 	return m.Run()
 }
 
-func setup(ctx context.Context, mgr ctrl.Manager) error {
-	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
+func setup(mgr ctrl.Manager) error {
 	if err := (&controllers.ExecutionReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("kfn-execution"), Clock: clock.RealClock{}, Logs: noLogs{},

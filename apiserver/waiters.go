@@ -1,11 +1,15 @@
 package apiserver
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 )
 
 // waiters wakes requests waiting on an Execution whenever the informer
@@ -65,5 +69,30 @@ func (w *waiters) handler() toolscache.ResourceEventHandler {
 		AddFunc:    w.notify,
 		UpdateFunc: func(_, obj any) { w.notify(obj) },
 		DeleteFunc: w.notify,
+	}
+}
+
+// await reads the Execution from the cache after each informer event for
+// it until cond holds, the bound passes or the request ends. It returns
+// the last state seen (nil if none) and whether cond held.
+func (s *Server) await(ctx context.Context, key types.NamespacedName, events <-chan struct{}, bound time.Duration, cond func(*fnv1.Execution) bool) (*fnv1.Execution, bool) {
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	var last *fnv1.Execution
+	for {
+		e := &fnv1.Execution{}
+		if err := s.reader.Get(ctx, key, e); err == nil {
+			last = e
+			if cond(e) {
+				return e, true
+			}
+		}
+		select {
+		case <-events:
+		case <-timer.C:
+			return last, false
+		case <-ctx.Done():
+			return last, false
+		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 const (
@@ -66,7 +67,10 @@ type eventFiring struct {
 // event a function subscribes to into an Execution with trigger "event".
 type EventReconciler struct {
 	client.Client
-	Scheme   *runtime.Scheme
+	// APIReader reads an Execution whose cached copy was trimmed (see
+	// payloadSource), so an event's payload is the whole record.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
 	Recorder recorder.EventRecorder
 	Clock    clock.PassiveClock
 	// Resources are the Kubernetes resources whose changes are events, as
@@ -167,7 +171,9 @@ func (r *EventReconciler) firings(ctx context.Context, describe describeFunc, ac
 		return nil
 	}
 	var fns fnv1.FunctionList
-	if err := r.List(ctx, &fns, client.InNamespace(obj.GetNamespace())); err != nil {
+	// Runs for every change of every watched object: the Functions are only
+	// read, so the cache's objects are not copied.
+	if err := r.List(ctx, &fns, client.InNamespace(obj.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
 		log.FromContext(ctx).Error(err, "listing functions for an event", "event", ev.String())
 		return nil
 	}
@@ -190,7 +196,7 @@ func (r *EventReconciler) firings(ctx context.Context, describe describeFunc, ac
 			continue
 		}
 		if data == "" {
-			data, dropped = eventData(obj, r.Scheme)
+			data, dropped = eventData(r.payloadSource(ctx, obj), r.Scheme)
 		}
 		out = append(out, eventFiring{
 			Namespace: fn.Namespace, Function: fn.Name, Execution: eventExecutionName(fn.Name, obj, action),
@@ -198,6 +204,25 @@ func (r *EventReconciler) firings(ctx context.Context, describe describeFunc, ac
 		})
 	}
 	return out
+}
+
+// payloadSource is the object an event's payload is made of. The cache
+// keeps finished Executions trimmed (no request, and no outputs when they
+// are large: kube.CacheOptions), so those are read from the API server;
+// only for events some function subscribes to, so the reads follow the
+// deliveries, not the stored history. When the read fails, the payload is
+// the cached copy.
+func (r *EventReconciler) payloadSource(ctx context.Context, obj client.Object) client.Object {
+	exec, ok := obj.(*fnv1.Execution)
+	if !ok || r.APIReader == nil || (!exec.Status.Status.IsFinished() && !kube.IsStripped(exec)) {
+		return obj
+	}
+	live := &fnv1.Execution{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(exec), live); err != nil {
+		log.FromContext(ctx).Error(err, "reading the execution for an event's payload; the payload lacks its request and large outputs", "execution", exec.Name)
+		return obj
+	}
+	return live
 }
 
 // handler turns informer notifications into firings.

@@ -2,14 +2,12 @@ package controllers
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
@@ -49,65 +47,6 @@ func TestEventPatterns(t *testing.T) {
 	} {
 		NewWithT(t).Expect(matchEvent(tc.pattern, tc.event)).To(Equal(tc.want), "%s ~ %s", tc.pattern, tc.event)
 	}
-}
-
-func TestParseWatchResources(t *testing.T) {
-	g := NewWithT(t)
-	got, err := ParseWatchResources("v1/configmaps, /v1/services,example.com/v1/widgets")
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(got).To(Equal([]schema.GroupVersionResource{
-		{Version: "v1", Resource: "configmaps"}, {Version: "v1", Resource: "services"}, {Group: "example.com", Version: "v1", Resource: "widgets"},
-	}))
-	for list, want := range map[string]string{
-		"configmaps":                           "want group/version/resource",
-		"v1/secrets":                           "Secrets are not event sources",
-		"functions.kfn.dev/v1alpha1/functions": "always event sources",
-		"v1/configmaps,other.io/v1/configmaps": "share the event name prefix",
-		"v1/ConfigMap.x":                       "plural resource name",
-	} {
-		_, err := ParseWatchResources(list)
-		g.Expect(err).To(MatchError(ContainSubstring(want)), list)
-	}
-	got, err = ParseWatchResources("")
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(got).To(BeEmpty())
-}
-
-func TestEventDataFitsAndSaysWhatItDropped(t *testing.T) {
-	g := NewWithT(t)
-	scheme := kube.NewScheme()
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "settings", Namespace: "default",
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
-			Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "me"},
-		},
-		Data: map[string]string{"mode": "fast"},
-	}
-	data, dropped := eventData(cm, scheme)
-	g.Expect(dropped).To(BeEmpty())
-	var obj map[string]any
-	g.Expect(json.Unmarshal([]byte(data), &obj)).To(Succeed())
-	g.Expect(obj).To(HaveKeyWithValue("kind", "ConfigMap"))
-	g.Expect(obj).To(HaveKeyWithValue("apiVersion", "v1"))
-	g.Expect(data).NotTo(ContainSubstring("managedFields"))
-	g.Expect(data).NotTo(ContainSubstring("last-applied"))
-	g.Expect(data).To(ContainSubstring(`"keep":"me"`))
-	g.Expect(cm.ManagedFields).NotTo(BeEmpty(), "the cached object is not changed")
-
-	cm.Data["big"] = strings.Repeat("x", 70000)
-	cm.BinaryData = map[string][]byte{"small": []byte("y")}
-	data, dropped = eventData(cm, scheme)
-	g.Expect(dropped).To(Equal([]string{"data"}))
-	g.Expect(len(data)).To(BeNumerically("<=", maxEventData))
-	g.Expect(data).To(ContainSubstring(`"binaryData"`))
-	g.Expect(data).To(ContainSubstring(`"name":"settings"`))
-
-	cm.Annotations["huge"] = strings.Repeat("z", 70000)
-	data, dropped = eventData(cm, scheme)
-	g.Expect(dropped).To(ContainElement("metadata"))
-	g.Expect(len(data)).To(BeNumerically("<=", maxEventData))
-	g.Expect(data).To(ContainSubstring(`"name":"settings"`))
 }
 
 func executionsOf(t *testing.T, ns, function string) []fnv1.Execution {

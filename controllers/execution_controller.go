@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/contract"
 	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/internal/runner"
 )
@@ -50,8 +51,10 @@ type ExecutionReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile moves an Execution through its phases: make sure it can run,
-// run it in a Job, read the result, then clean the Job up.
+// Reconcile moves an Execution through its phases in steps: resolve its
+// Function, make the writes that tie objects together (ownership), observe
+// the world read-only, judge it with the failure rules, start the Job if
+// nothing stands in the way, then write the status rebuilt from the world.
 func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	exec := &fnv1.Execution{}
 	if err := r.Get(ctx, req.NamespacedName, exec); err != nil {
@@ -60,26 +63,34 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if exec.Status.Status.IsFinished() {
 		return ctrl.Result{}, r.deleteJob(ctx, exec)
 	}
-	if wait := r.untilDue(exec); wait > 0 {
-		// Delayed (scheduledAt): owned by the Function at once, so deleting
-		// the Function cancels it, and "scheduled" until it is due.
-		if _, err := r.function(ctx, exec); err != nil {
-			return ctrl.Result{}, err
-		}
-		return ctrl.Result{RequeueAfter: wait}, r.writeStatus(ctx, exec, scheduledStatus(exec))
-	}
-
-	w, err := r.observe(ctx, exec)
+	fn, err := r.function(ctx, exec)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if w.job == nil && w.failure == nil && w.fn != nil {
-		if w.job, err = r.createJob(ctx, exec, w.fn); err != nil {
+	// A delayed Execution (scheduledAt) is owned at once too, so deleting
+	// the Function cancels it.
+	if err := r.ownByFunction(ctx, exec, fn); err != nil {
+		return ctrl.Result{}, err
+	}
+	if wait := r.untilDue(exec); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, r.writeStatus(ctx, exec, scheduledStatus(exec))
+	}
+
+	w, err := r.observe(ctx, exec, fn)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.adoptSecrets(ctx, exec, w.secrets); err != nil {
+		return ctrl.Result{}, err
+	}
+	failure := firstFailure(w)
+	if failure == nil && w.starting() && w.fn != nil {
+		if w.job, err = r.createJob(ctx, exec, w.fn, w.resolved); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 
-	status := desiredStatus(exec, w, r.Clock.Now(), r.MaxRecordBytes)
+	status := desiredStatus(w, failure, r.Clock.Now(), r.MaxRecordBytes)
 	if err := r.writeStatus(ctx, exec, status); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -105,120 +116,117 @@ func (r *ExecutionReconciler) untilDue(exec *fnv1.Execution) time.Duration {
 	return max(exec.Spec.ScheduledAt.Sub(r.Clock.Now()), 0)
 }
 
-// observe gathers the Function, Job, pod and result of an Execution.
-func (r *ExecutionReconciler) observe(ctx context.Context, exec *fnv1.Execution) (world, error) {
-	w := world{logging: true, timeout: 15}
-	fn, err := r.function(ctx, exec)
-	if err != nil {
-		return w, err
-	}
-	if fn != nil {
-		w.fn, w.logging, w.timeout = fn, fn.LoggingEnabled(), fn.Spec.Timeout
-	}
-
-	w.job, err = r.job(ctx, exec)
-	if err != nil {
-		return w, err
-	}
-	if w.job == nil {
-		if exec.Status.JobName != "" {
-			w.failure = &problem{fnv1.ReasonJobLost, fmt.Sprintf("job %s was deleted before the function finished", exec.Status.JobName)}
-			return w, nil
-		}
-		if fn == nil {
-			// Capped: an operator clock behind the API server's must not stretch the wait.
-			if left := functionGrace - r.Clock.Since(exec.CreationTimestamp.Time); left > 0 {
-				w.awaitFunction = min(left, functionGrace)
-				return w, nil
-			}
-		}
-		w.failure, err = r.readiness(ctx, exec, fn)
-		return w, err
-	}
-
-	w.pod, err = r.pod(ctx, exec)
-	if err != nil {
-		return w, err
-	}
-	if w.pod == nil {
-		if exec.Status.PodName != "" {
-			w.failure = &problem{fnv1.ReasonPodLost, fmt.Sprintf("pod %s disappeared before the function finished (deleted or evicted)", exec.Status.PodName)}
-		}
-		return w, nil
-	}
-	w.failure = unrecoverableWait(w.pod)
-	if cs := functionStatus(w.pod); cs != nil && cs.State.Terminated != nil {
-		w.result, w.failure, err = r.result(ctx, w.pod, cs.State.Terminated)
-	}
-	return w, err
-}
-
-// function returns the Execution's Function, or nil if it does not exist,
-// and makes the Function the Execution's owner so deleting it cascades.
+// function returns the Execution's Function, or nil if it does not exist.
 func (r *ExecutionReconciler) function(ctx context.Context, exec *fnv1.Execution) (*fnv1.Function, error) {
 	fn := &fnv1.Function{}
 	key := types.NamespacedName{Namespace: exec.Namespace, Name: exec.Spec.FunctionName}
 	if err := r.getLive(ctx, key, fn); err != nil {
 		return nil, client.IgnoreNotFound(err)
 	}
-	if owned, _ := controllerutil.HasOwnerReference(exec.OwnerReferences, fn, r.Scheme); !owned {
-		patch := client.MergeFrom(exec.DeepCopy())
-		if err := controllerutil.SetOwnerReference(fn, exec, r.Scheme); err != nil {
-			return nil, err
-		}
-		if err := r.Patch(ctx, exec, patch); err != nil {
-			return nil, fmt.Errorf("owning execution by its function: %w", err)
-		}
-	}
 	return fn, nil
 }
 
-// readiness says why an Execution cannot start, or nil if it can.
-func (r *ExecutionReconciler) readiness(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function) (*problem, error) {
+// ownByFunction makes the Function the Execution's owner, so deleting the
+// Function cascades to its Executions.
+func (r *ExecutionReconciler) ownByFunction(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function) error {
 	if fn == nil {
-		return &problem{fnv1.ReasonFunctionNotFound, fmt.Sprintf("function %q not found in namespace %s", exec.Spec.FunctionName, exec.Namespace)}, nil
+		return nil
 	}
-	if !fn.IsEnabled() {
-		return &problem{fnv1.ReasonFunctionDisabled, fmt.Sprintf("function %q is disabled", fn.Name)}, nil
+	if owned, _ := controllerutil.HasOwnerReference(exec.OwnerReferences, fn, r.Scheme); owned {
+		return nil
 	}
-	if _, p := resolveFunction(fn, r.Runtimes); p != nil {
-		return &problem{fnv1.ReasonFunctionNotReady, fmt.Sprintf("function %q cannot run: %s", fn.Name, p.Message)}, nil
+	patch := client.MergeFrom(exec.DeepCopy())
+	if err := controllerutil.SetOwnerReference(fn, exec, r.Scheme); err != nil {
+		return err
 	}
-	if exec.Spec.JWTSecretName != "" {
-		if p, err := r.adoptSecret(ctx, exec, "JWT", exec.Spec.JWTSecretName, jwtSecretKey); p != nil || err != nil {
-			return p, err
-		}
+	if err := r.Patch(ctx, exec, patch); err != nil {
+		return fmt.Errorf("owning execution by its function: %w", err)
 	}
-	for _, name := range exec.Spec.BodySecrets {
-		if p, err := r.adoptSecret(ctx, exec, "body", name, bodySecretKey); p != nil || err != nil {
-			return p, err
-		}
-	}
-	return nil, nil
+	return nil
 }
 
-// adoptSecret makes the Execution own a Secret of its request (the
-// caller's JWT, a part of a large body), so it is deleted with the record.
-func (r *ExecutionReconciler) adoptSecret(ctx context.Context, exec *fnv1.Execution, what, name, dataKey string) (*problem, error) {
-	secret := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: exec.Namespace, Name: name}
-	if err := r.APIReader.Get(ctx, key, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return &problem{fnv1.ReasonSecretNotFound, fmt.Sprintf("%s secret %s not found", what, key.Name)}, nil
+// adoptSecrets makes the Execution own the Secrets of its request that
+// exist (the caller's JWT, the parts of a large body), so they are deleted
+// with the record.
+func (r *ExecutionReconciler) adoptSecrets(ctx context.Context, exec *fnv1.Execution, secrets []requestSecret) error {
+	for _, s := range secrets {
+		if s.secret == nil {
+			continue
 		}
-		return nil, err
+		if owned, _ := controllerutil.HasOwnerReference(s.secret.OwnerReferences, exec, r.Scheme); owned {
+			continue
+		}
+		patch := client.MergeFrom(s.secret.DeepCopy())
+		if err := controllerutil.SetOwnerReference(exec, s.secret, r.Scheme); err != nil {
+			return err
+		}
+		if err := r.Patch(ctx, s.secret, patch); err != nil {
+			return err
+		}
 	}
-	if _, ok := secret.Data[dataKey]; !ok {
-		return &problem{fnv1.ReasonSecretNotFound, fmt.Sprintf("%s secret %s has no %q key", what, key.Name, dataKey)}, nil
+	return nil
+}
+
+// observe gathers, without writing anything, what the status is derived
+// from: the Job, its pod and the runner's result, or, before the Job exists,
+// the request's Secrets and how long the Function is still awaited.
+func (r *ExecutionReconciler) observe(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function) (world, error) {
+	w := world{exec: exec, fn: fn}
+	if fn != nil {
+		w.resolved, w.unrunnable = resolveFunction(fn, r.Runtimes)
 	}
-	if owned, _ := controllerutil.HasOwnerReference(secret.OwnerReferences, exec, r.Scheme); owned {
-		return nil, nil
+	var err error
+	if w.job, err = r.job(ctx, exec); err != nil {
+		return w, err
 	}
-	patch := client.MergeFrom(secret.DeepCopy())
-	if err := controllerutil.SetOwnerReference(exec, secret, r.Scheme); err != nil {
-		return nil, err
+	if w.starting() {
+		w.awaitFunction = r.awaitFunction(exec, fn)
+		w.secrets, err = r.requestSecrets(ctx, exec)
+		return w, err
 	}
-	return nil, r.Patch(ctx, secret, patch)
+	if w.job == nil {
+		return w, nil
+	}
+	if w.pod, err = r.pod(ctx, exec); err != nil || w.pod == nil {
+		return w, err
+	}
+	if cs := functionStatus(w.pod); cs != nil && cs.State.Terminated != nil {
+		w.result, w.noResult, err = r.result(ctx, w.pod, cs.State.Terminated)
+	}
+	return w, err
+}
+
+// awaitFunction is how much longer a new Execution waits for its missing
+// Function; 0 when the Function exists or the grace is over.
+func (r *ExecutionReconciler) awaitFunction(exec *fnv1.Execution, fn *fnv1.Function) time.Duration {
+	if fn != nil {
+		return 0
+	}
+	// Capped: an operator clock behind the API server's must not stretch the wait.
+	return min(max(functionGrace-r.Clock.Since(exec.CreationTimestamp.Time), 0), functionGrace)
+}
+
+// requestSecrets reads the Secrets the request refers to: the caller's JWT
+// first, then the parts of a large body in order.
+func (r *ExecutionReconciler) requestSecrets(ctx context.Context, exec *fnv1.Execution) ([]requestSecret, error) {
+	var wanted []requestSecret
+	if exec.Spec.JWTSecretName != "" {
+		wanted = append(wanted, requestSecret{what: "JWT", name: exec.Spec.JWTSecretName, key: contract.JWTSecretKey})
+	}
+	for _, name := range exec.Spec.BodySecrets {
+		wanted = append(wanted, requestSecret{what: "body", name: name, key: contract.BodySecretKey})
+	}
+	for i := range wanted {
+		secret := &corev1.Secret{}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: exec.Namespace, Name: wanted[i].name}, secret)
+		switch {
+		case err == nil:
+			wanted[i].secret = secret
+		case !apierrors.IsNotFound(err):
+			return nil, err
+		}
+	}
+	return wanted, nil
 }
 
 func (r *ExecutionReconciler) job(ctx context.Context, exec *fnv1.Execution) (*batchv1.Job, error) {
@@ -254,7 +262,8 @@ func (r *ExecutionReconciler) pod(ctx context.Context, exec *fnv1.Execution) (*c
 }
 
 // result reads the runner's report from the termination message, or from
-// the container log when it did not fit there.
+// the container log when it did not fit there. The problem says why an
+// ended container left no result.
 func (r *ExecutionReconciler) result(ctx context.Context, pod *corev1.Pod, term *corev1.ContainerStateTerminated) (*runner.Result, *problem, error) {
 	res, err := runner.ParseTerminationMessage(term.Message)
 	if err != nil {
@@ -278,11 +287,7 @@ func (r *ExecutionReconciler) result(ctx context.Context, pod *corev1.Pod, term 
 	return full, nil, nil
 }
 
-func (r *ExecutionReconciler) createJob(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function) (*batchv1.Job, error) {
-	rf, p := resolveFunction(fn, r.Runtimes)
-	if p != nil {
-		return nil, p
-	}
+func (r *ExecutionReconciler) createJob(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction) (*batchv1.Job, error) {
 	job := buildJob(exec, fn, rf, r.Jobs)
 	if err := controllerutil.SetControllerReference(exec, job, r.Scheme); err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/contract"
 )
 
 func TestExecutionCreatesRestrictedJob(t *testing.T) {
@@ -71,8 +72,8 @@ func TestExecutionCreatesRestrictedJob(t *testing.T) {
 	}
 	main := pod.Containers[0]
 	g.Expect(main.Image).To(Equal("busybox:test"))
-	g.Expect(main.Command).To(Equal([]string{runnerPath, "run", "--", "sh", "main.sh"}))
-	g.Expect(main.WorkingDir).To(Equal(codeMount))
+	g.Expect(main.Command).To(Equal([]string{contract.Runner, "run", "--", "sh", "main.sh"}))
+	g.Expect(main.WorkingDir).To(Equal(contract.CodeDir))
 	for name, want := range map[string]string{
 		"APPWRITE_FUNCTION_ID": "hello", "APPWRITE_FUNCTION_NAME": "hello", "APPWRITE_FUNCTION_TRIGGER": "http",
 		"APPWRITE_FUNCTION_DATA": "hello data", "APPWRITE_FUNCTION_EVENT": "", "APPWRITE_FUNCTION_EVENT_DATA": "",
@@ -98,10 +99,7 @@ func TestExecutionCreatesRestrictedJob(t *testing.T) {
 
 func TestExecutionLifecycleCapturesResultAndCleansUp(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	createFunction(t, ns, "fn", nil)
-	createExecution(t, ns, "run", "fn", nil)
-	job := waitForJob(t, ns, "run")
+	ns, job := runInNewNamespace(t)
 	pod := startPod(t, job)
 
 	started := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
@@ -138,10 +136,8 @@ func TestExecutionLifecycleCapturesResultAndCleansUp(t *testing.T) {
 
 func TestFailingFunctionIsFailedWith500(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	createFunction(t, ns, "fn", nil)
-	createExecution(t, ns, "run", "fn", nil)
-	pod := startPod(t, waitForJob(t, ns, "run"))
+	ns, job := runInNewNamespace(t)
+	pod := startPod(t, job)
 
 	res := result(500, "", "", "boom\n")
 	res.ExitCode = 3
@@ -156,10 +152,8 @@ func TestFailingFunctionIsFailedWith500(t *testing.T) {
 
 func TestTimedOutFunction(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	createFunction(t, ns, "fn", nil)
-	createExecution(t, ns, "run", "fn", nil)
-	pod := startPod(t, waitForJob(t, ns, "run"))
+	ns, job := runInNewNamespace(t)
+	pod := startPod(t, job)
 
 	res := result(500, "", "", "Execution timed out after 5s.\n")
 	res.ExitCode, res.TimedOut = 124, true
@@ -172,10 +166,7 @@ func TestTimedOutFunction(t *testing.T) {
 
 func TestJobDeadlineBeforeThePodRanFailsAsTimedOut(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	createFunction(t, ns, "fn", nil)
-	createExecution(t, ns, "run", "fn", nil)
-	job := waitForJob(t, ns, "run")
+	ns, job := runInNewNamespace(t)
 	pod := startPod(t, job)
 	setFunctionState(t, pod, corev1.PodPending, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
 		Reason: "ImagePullBackOff", Message: "Back-off pulling image busybox:test"}})
@@ -193,12 +184,8 @@ func TestJobDeadlineBeforeThePodRanFailsAsTimedOut(t *testing.T) {
 
 func TestVanishedPodFailsTheExecution(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	createFunction(t, ns, "fn", nil)
-	createExecution(t, ns, "run", "fn", nil)
-	pod := startPod(t, waitForJob(t, ns, "run"))
-	setFunctionState(t, pod, corev1.PodRunning, running(time.Now()))
-	waitForStatus(t, ns, "run", fnv1.PhaseProcessing)
+	ns, job := runInNewNamespace(t)
+	pod := startRunning(t, job)
 
 	g.Expect(k8s.Delete(bg, pod, client.GracePeriodSeconds(0))).To(Succeed())
 	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
@@ -210,12 +197,8 @@ func TestVanishedPodFailsTheExecution(t *testing.T) {
 
 func TestEvictedPodFailsTheExecution(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	createFunction(t, ns, "fn", nil)
-	createExecution(t, ns, "run", "fn", nil)
-	pod := startPod(t, waitForJob(t, ns, "run"))
-	setFunctionState(t, pod, corev1.PodRunning, running(time.Now()))
-	waitForStatus(t, ns, "run", fnv1.PhaseProcessing)
+	ns, job := runInNewNamespace(t)
+	pod := startRunning(t, job)
 
 	g.Eventually(func() error {
 		if err := k8s.Get(bg, client.ObjectKeyFromObject(pod), pod); err != nil {
@@ -232,10 +215,7 @@ func TestEvictedPodFailsTheExecution(t *testing.T) {
 
 func TestDeletedJobFailsTheExecution(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	createFunction(t, ns, "fn", nil)
-	createExecution(t, ns, "run", "fn", nil)
-	job := waitForJob(t, ns, "run")
+	ns, job := runInNewNamespace(t)
 	waitForStatus(t, ns, "run", fnv1.PhaseWaiting)
 	g.Expect(k8s.Delete(bg, job)).To(Succeed())
 	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
@@ -244,10 +224,8 @@ func TestDeletedJobFailsTheExecution(t *testing.T) {
 
 func TestLargeResultIsReadFromTheLogAndCapped(t *testing.T) {
 	g := NewWithT(t)
-	ns := newNamespace(t)
-	createFunction(t, ns, "fn", nil)
-	createExecution(t, ns, "run", "fn", nil)
-	pod := startPod(t, waitForJob(t, ns, "run"))
+	ns, job := runInNewNamespace(t)
+	pod := startPod(t, job)
 
 	full := result(200, strings.Repeat("r", 10_000), strings.Repeat("o", 200_000)+"THE END", "")
 	line, err := json.Marshal(full)
@@ -392,7 +370,7 @@ func TestLargeBodyIsProjectedFromItsSecrets(t *testing.T) {
 	for i, part := range []string{"first-", "second"} {
 		g.Expect(k8s.Create(bg, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("run-body-%d", i), Namespace: ns},
-			StringData: map[string]string{bodySecretKey: part},
+			StringData: map[string]string{contract.BodySecretKey: part},
 		})).To(Succeed())
 	}
 	createExecution(t, ns, "run", "fn", func(e *fnv1.Execution) {
@@ -400,7 +378,7 @@ func TestLargeBodyIsProjectedFromItsSecrets(t *testing.T) {
 	})
 	job := waitForJob(t, ns, "run")
 	pod := job.Spec.Template.Spec
-	g.Expect(envValue(pod.Containers[0].Env, "KFN_REQUEST_BODY_DIR")).To(HaveField("Value", bodyMount))
+	g.Expect(envValue(pod.Containers[0].Env, "KFN_REQUEST_BODY_DIR")).To(HaveField("Value", contract.RequestBodyDir))
 	var projected *corev1.ProjectedVolumeSource
 	for _, v := range pod.Volumes {
 		if v.Name == bodyVolume {
@@ -410,7 +388,7 @@ func TestLargeBodyIsProjectedFromItsSecrets(t *testing.T) {
 	g.Expect(projected).NotTo(BeNil())
 	g.Expect(projected.Sources).To(HaveLen(2))
 	g.Expect(projected.Sources[1].Secret.Name).To(Equal("run-body-1"))
-	g.Expect(projected.Sources[1].Secret.Items).To(Equal([]corev1.KeyToPath{{Key: bodySecretKey, Path: "001"}}))
+	g.Expect(projected.Sources[1].Secret.Items).To(Equal([]corev1.KeyToPath{{Key: contract.BodySecretKey, Path: "001"}}))
 	for _, name := range []string{"run-body-0", "run-body-1"} {
 		secret := &corev1.Secret{}
 		g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: name}, secret)).To(Succeed())

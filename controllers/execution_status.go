@@ -2,67 +2,44 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/contract"
 	"github.com/kfn-dev/kfn/internal/runner"
 )
 
-// world is what one reconcile observed about an Execution's surroundings.
-// The status is derived from it alone, never carried over by guesswork.
-type world struct {
-	// fn is the Execution's Function, nil when it does not exist.
-	fn *fnv1.Function
-	// failure is set when the execution cannot run or lost its pod/Job.
-	failure *problem
-	job     *batchv1.Job
-	pod     *corev1.Pod
-	// result is the runner's report, once the function container ended.
-	result *runner.Result
-	// logging keeps stdout and stderr in the record.
-	logging bool
-	// timeout is the function's timeout in seconds.
-	timeout int32
-	// awaitFunction is how much longer a new Execution waits for its
-	// Function to be created.
-	awaitFunction time.Duration
-}
-
-// desiredStatus rebuilds the Execution status from the world.
-func desiredStatus(exec *fnv1.Execution, w world, now time.Time, maxRecordBytes int) fnv1.ExecutionStatus {
+// desiredStatus rebuilds the Execution status from the world and the
+// failure the rules found in it: the runner's result wins, then a failure,
+// then what the function container is doing.
+func desiredStatus(w world, failure *problem, now time.Time, maxRecordBytes int) fnv1.ExecutionStatus {
+	exec := w.exec
 	st := fnv1.ExecutionStatus{
 		ObservedGeneration: exec.Generation,
 		Conditions:         append([]metav1.Condition(nil), exec.Status.Conditions...),
 		StartTime:          exec.Status.StartTime,
+		JobName:            exec.Status.JobName,
+		PodName:            exec.Status.PodName,
 	}
 	if w.job != nil {
 		st.JobName = w.job.Name
-	} else {
-		st.JobName = exec.Status.JobName
 	}
 	if w.pod != nil {
 		st.PodName = w.pod.Name
-	} else {
-		st.PodName = exec.Status.PodName
-	}
-
-	failure := w.failure
-	if failure == nil {
-		failure = jobFailure(w)
 	}
 	running := functionRunning(w.pod)
 	switch {
 	case w.result != nil:
-		applyResult(&st, w.result, w.logging, maxRecordBytes)
+		applyResult(&st, w.result, w.logging(), maxRecordBytes)
 	case failure != nil:
 		fail(&st, failure, now)
 	case running != nil:
@@ -116,7 +93,21 @@ func applyResult(st *fnv1.ExecutionStatus, res *runner.Result, logging bool, max
 		stdout, stderr = "", ""
 	}
 	rec := fitRecord(res.Response, stdout, stderr, maxRecordBytes)
-	st.Response, st.Stdout, st.Stderr, st.Truncated = rec.response, rec.stdout, rec.stderr, rec.truncated
+	st.Response, st.Stdout, st.Stderr = rec.response, rec.stdout, rec.stderr
+	st.Truncated = mergeTruncated(res.Truncated, rec.truncated, logging)
+}
+
+// mergeTruncated lists, once each and in record order, the outputs the
+// runner cut and those the record cut. Logs the record drops are not listed.
+func mergeTruncated(byRunner, byRecord []string, logging bool) []string {
+	var out []string
+	for _, name := range []string{contract.OutputResponse, contract.OutputStdout, contract.OutputStderr} {
+		kept := name == contract.OutputResponse || logging
+		if slices.Contains(byRecord, name) || kept && slices.Contains(byRunner, name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // fail records a failure that left no result from the function: like
@@ -150,39 +141,7 @@ func setSucceeded(st *fnv1.ExecutionStatus, generation int64) {
 	meta.SetStatusCondition(&st.Conditions, cond)
 }
 
-// jobFailure reads a failed Job: its deadline passed, or its pod failed
-// without the runner reporting (evicted, killed, lost).
-func jobFailure(w world) *problem {
-	if w.pod != nil && w.pod.Status.Phase == corev1.PodFailed {
-		msg := fmt.Sprintf("pod %s failed before the function reported a result", w.pod.Name)
-		if w.pod.Status.Reason != "" {
-			msg += ": " + w.pod.Status.Reason
-		}
-		if w.pod.Status.Message != "" {
-			msg += ": " + w.pod.Status.Message
-		}
-		return &problem{fnv1.ReasonPodFailed, msg}
-	}
-	if w.job == nil {
-		return nil
-	}
-	for _, c := range w.job.Status.Conditions {
-		if c.Type != batchv1.JobFailed || c.Status != corev1.ConditionTrue {
-			continue
-		}
-		if c.Reason == batchv1.JobReasonDeadlineExceeded {
-			msg := fmt.Sprintf("Execution timed out after %ds.", w.timeout)
-			if never := waitingReason(w.pod); never != "" {
-				msg += " The function never started: " + never
-			}
-			return &problem{fnv1.ReasonTimedOut, msg}
-		}
-		return &problem{fnv1.ReasonPodLost, fmt.Sprintf("job %s failed before the function reported a result: %s: %s", w.job.Name, c.Reason, c.Message)}
-	}
-	return nil
-}
-
-// functionContainer returns the status of the container running the user's code.
+// functionStatus returns the status of the container running the user's code.
 func functionStatus(pod *corev1.Pod) *corev1.ContainerStatus {
 	if pod == nil {
 		return nil
@@ -213,19 +172,6 @@ func waitingReason(pod *corev1.Pod) string {
 	return ""
 }
 
-// unrecoverableWaits are container waiting reasons that no amount of
-// waiting fixes, so the execution fails at once instead of at its deadline.
-var unrecoverableWaits = map[string]bool{"InvalidImageName": true, "ErrImageNeverPull": true}
-
-func unrecoverableWait(pod *corev1.Pod) *problem {
-	for _, cs := range allContainerStatuses(pod) {
-		if w := cs.State.Waiting; w != nil && unrecoverableWaits[w.Reason] {
-			return &problem{fnv1.ReasonPodFailed, fmt.Sprintf("container %s cannot start: %s: %s", cs.Name, w.Reason, w.Message)}
-		}
-	}
-	return nil
-}
-
 // allContainerStatuses are the init containers' statuses, then the containers'.
 func allContainerStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
 	if pod == nil {
@@ -250,12 +196,6 @@ func waitingMessage(w world) string {
 	}
 }
 
-// Truncation markers, as Appwrite writes them.
-const (
-	logsTruncatedFormat   = "[WARNING] Logs truncated. The output exceeded %d characters.\n"
-	errorsTruncatedFormat = "[WARNING] Errors truncated. The output exceeded %d characters.\n"
-)
-
 type record struct {
 	response, stdout, stderr string
 	truncated                []string
@@ -271,15 +211,15 @@ func fitRecord(response, stdout, stderr string, budget int) record {
 	rec := record{response: response, stdout: stdout, stderr: stderr}
 	if sizes[0] < len(response) {
 		rec.response = keepHead(response, sizes[0])
-		rec.truncated = append(rec.truncated, "response")
+		rec.truncated = append(rec.truncated, contract.OutputResponse)
 	}
 	if sizes[1] < len(stdout) {
-		rec.stdout = keepTail(stdout, sizes[1], logsTruncatedFormat)
-		rec.truncated = append(rec.truncated, "stdout")
+		rec.stdout = keepTail(stdout, sizes[1], contract.LogsTruncated)
+		rec.truncated = append(rec.truncated, contract.OutputStdout)
 	}
 	if sizes[2] < len(stderr) {
-		rec.stderr = keepTail(stderr, sizes[2], errorsTruncatedFormat)
-		rec.truncated = append(rec.truncated, "stderr")
+		rec.stderr = keepTail(stderr, sizes[2], contract.ErrorsTruncated)
+		rec.truncated = append(rec.truncated, contract.OutputStderr)
 	}
 	return rec
 }
@@ -308,8 +248,8 @@ func keepHead(s string, n int) string {
 	return s[:n]
 }
 
-func keepTail(s string, n int, format string) string {
-	prefix := fmt.Sprintf(format, n)
+func keepTail(s string, n int, marker func(limit int) string) string {
+	prefix := marker(n)
 	keep := n - len(prefix)
 	if keep <= 0 {
 		return keepHead(prefix, n)

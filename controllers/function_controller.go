@@ -149,12 +149,8 @@ func (r *FunctionReconciler) writeStatus(ctx context.Context, fn *fnv1.Function,
 	meta.SetStatusCondition(&status.Conditions, ready)
 	rf, _ := resolveFunction(fn, r.Runtimes)
 	status.Image = rf.Image
-	if equality.Semantic.DeepEqual(fn.Status, *status) {
-		return nil
-	}
 	wasReady := meta.IsStatusConditionTrue(fn.Status.Conditions, fnv1.FunctionReady)
-	fn.Status = *status
-	if err := r.Status().Update(ctx, fn); err != nil {
+	if changed, err := patchFunctionStatus(ctx, r.Client, fn, *status); err != nil || !changed {
 		return err
 	}
 	if isReady := ready.Status == metav1.ConditionTrue; isReady != wasReady || !isReady {
@@ -165,6 +161,19 @@ func (r *FunctionReconciler) writeStatus(ctx context.Context, fn *fnv1.Function,
 		r.Recorder.Eventf(fn, nil, eventType, ready.Reason, "Validate", "%s", ready.Message)
 	}
 	return nil
+}
+
+// patchFunctionStatus writes status as a merge patch of what it changes.
+// The Function and schedule controllers share the status, each changing
+// only its own fields from the Function it read: the patch holds just
+// those, so neither undoes the other's. It reports whether there was a change.
+func patchFunctionStatus(ctx context.Context, c client.Client, fn *fnv1.Function, status fnv1.FunctionStatus) (bool, error) {
+	if equality.Semantic.DeepEqual(fn.Status, status) {
+		return false, nil
+	}
+	base := fn.DeepCopy()
+	fn.Status = status
+	return true, c.Status().Patch(ctx, fn, client.MergeFrom(base))
 }
 
 // pruneHistory deletes the oldest finished Executions beyond the limits and

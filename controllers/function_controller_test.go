@@ -132,13 +132,13 @@ func TestExecutionHistoryIsPruned(t *testing.T) {
 // The samples apply cleanly with kubectl against the real API server.
 func TestSamplesApplyWithKubectl(t *testing.T) {
 	g := NewWithT(t)
+	ns := newNamespace(t)
 	user, err := testEnv.AddUser(envtest.User{Name: "sample-admin", Groups: []string{"system:masters"}}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	kubeconfig, err := user.KubeConfig()
 	g.Expect(err).NotTo(HaveOccurred())
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	g.Expect(os.WriteFile(path, kubeconfig, 0o600)).To(Succeed())
-	ns := newNamespace(t)
 
 	kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
 	out, err := exec.Command(kubectl, "--kubeconfig", path, "-n", ns, "apply", "-f", filepath.Join("..", "config", "samples")).CombinedOutput()

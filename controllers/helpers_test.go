@@ -92,6 +92,26 @@ func waitForGone(t *testing.T, obj client.Object) {
 	}, eventually, poll).Should(gomega.BeTrue(), "%T %s still exists", obj, obj.GetName())
 }
 
+// runInNewNamespace creates a plain Function "fn" and an Execution "run" of
+// it in a namespace of their own, and waits for the Execution's Job.
+func runInNewNamespace(t *testing.T) (ns string, job *batchv1.Job) {
+	t.Helper()
+	ns = newNamespace(t)
+	createFunction(t, ns, "fn", nil)
+	createExecution(t, ns, "run", "fn", nil)
+	return ns, waitForJob(t, ns, "run")
+}
+
+// startRunning starts the Job's pod with the function running, and waits
+// until the Execution says so.
+func startRunning(t *testing.T, job *batchv1.Job) *corev1.Pod {
+	t.Helper()
+	pod := startPod(t, job)
+	setFunctionState(t, pod, corev1.PodRunning, running(time.Now()))
+	waitForStatus(t, job.Namespace, job.Labels[labelExecution], fnv1.PhaseProcessing)
+	return pod
+}
+
 // startPod does what the Job controller and the scheduler would: create the
 // Job's pod from its template.
 func startPod(t *testing.T, job *batchv1.Job) *corev1.Pod {

@@ -13,29 +13,19 @@ import (
 	"k8s.io/utils/ptr"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/contract"
 	"github.com/kfn-dev/kfn/internal/kube"
 )
 
-// Paths inside the function pod. The runner and the request/response files
-// share one emptyDir; the code is mounted read-only beneath it.
+// Volumes of the function pod; where they are mounted is the pod contract.
 const (
-	runnerVolume   = "kfn"
-	runnerMount    = "/kfn"
-	runnerPath     = "/kfn/bin/kfn"
-	ioDir          = "/kfn/io"
-	installMount   = "/kfn-install"
-	installedPath  = "/kfn-install/bin/kfn"
-	imageVolume    = "kfn-image"
-	imageMount     = "/kfn/image"
-	imageRunner    = "/kfn/image/kfn"
-	codeVolume     = "code"
-	bodyVolume     = "request-body"
-	bodyMount      = "/kfn/request-body"
-	codeMount      = "/kfn/code"
-	tmpVolume      = "tmp"
-	tmpMount       = "/tmp"
-	nonRootID      = 65532
-	runnerImageBin = "/kfn"
+	runnerVolume = "kfn"
+	imageVolume  = "kfn-image"
+	codeVolume   = "code"
+	bodyVolume   = "request-body"
+	tmpVolume    = "tmp"
+	// nonRootID is the user and group of every container, whatever its image says.
+	nonRootID = 65532
 )
 
 // RunnerDelivery is how the runner binary gets into a function pod.
@@ -75,63 +65,19 @@ func buildJob(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, opts
 		labelFunction:       fn.Name,
 		kube.LabelManagedBy: kube.ManagedBy,
 	}
-	timeout := int64(fn.Spec.Timeout)
-	if timeout == 0 {
-		timeout = 15
-	}
-	deadline := timeout + int64(opts.StartupGrace/time.Second)
-
-	pod := corev1.PodSpec{
-		RestartPolicy:                corev1.RestartPolicyNever,
-		ServiceAccountName:           fn.Spec.ServiceAccountName,
-		AutomountServiceAccountToken: ptr.To(ptr.Deref(fn.Spec.AutomountServiceAccountToken, false)),
-		// Service links would add an env var per Service of the namespace.
-		EnableServiceLinks: ptr.To(false),
-		SecurityContext: &corev1.PodSecurityContext{
-			RunAsNonRoot:   ptr.To(true),
-			RunAsUser:      ptr.To[int64](nonRootID),
-			RunAsGroup:     ptr.To[int64](nonRootID),
-			FSGroup:        ptr.To[int64](nonRootID),
-			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
-		Volumes: []corev1.Volume{
-			{Name: runnerVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			{Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-		},
-	}
-
-	runner := runnerPath
-	runnerMounts := []corev1.VolumeMount{{Name: runnerVolume, MountPath: runnerMount}}
-	if opts.RunnerDelivery == DeliverByImageVolume {
-		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: imageVolume, VolumeSource: corev1.VolumeSource{
-			Image: &corev1.ImageVolumeSource{Reference: opts.RunnerImage, PullPolicy: corev1.PullIfNotPresent},
-		}})
-		runner = imageRunner
-		runnerMounts = append(runnerMounts, corev1.VolumeMount{Name: imageVolume, MountPath: imageMount, ReadOnly: true})
-	} else {
-		pod.InitContainers = []corev1.Container{installRunner(opts.RunnerImage)}
-	}
-
-	container := corev1.Container{
-		Name:                     functionContainer,
-		Image:                    rf.Image,
-		ImagePullPolicy:          corev1.PullIfNotPresent,
-		Command:                  append([]string{runner, "run", "--"}, rf.Command...),
-		Env:                      executionEnv(exec, fn, timeout),
-		Resources:                fn.Spec.Resources,
-		SecurityContext:          restrictedContainer(),
-		VolumeMounts:             append(runnerMounts, corev1.VolumeMount{Name: tmpVolume, MountPath: tmpMount}),
-		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
-	}
+	deadline := int64(fn.TimeoutSeconds()) + int64(opts.StartupGrace/time.Second)
+	pod := podSpec(fn)
+	runner, runnerMounts := deliverRunner(&pod, opts)
+	container := functionContainerSpec(exec, fn, rf, runner, runnerMounts)
 	if len(exec.Spec.BodySecrets) > 0 {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: bodyVolume, VolumeSource: bodyVolumeSource(exec.Spec.BodySecrets)})
-		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: bodyVolume, MountPath: bodyMount, ReadOnly: true})
-		container.Env = append(container.Env, corev1.EnvVar{Name: "KFN_REQUEST_BODY_DIR", Value: bodyMount})
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: bodyVolume, MountPath: contract.RequestBodyDir, ReadOnly: true})
+		container.Env = append(container.Env, corev1.EnvVar{Name: contract.EnvRequestBodyDir, Value: contract.RequestBodyDir})
 	}
 	if code := codeVolumeSource(fn); code != nil {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: codeVolume, VolumeSource: *code})
-		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: codeVolume, MountPath: codeMount, ReadOnly: true})
-		container.WorkingDir = codeMount
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: codeVolume, MountPath: contract.CodeDir, ReadOnly: true})
+		container.WorkingDir = contract.CodeDir
 	}
 	pod.Containers = []corev1.Container{container}
 
@@ -153,14 +99,66 @@ func buildJob(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, opts
 	}
 }
 
+// podSpec is the function pod without its containers: restricted, and with
+// the volumes every pod has.
+func podSpec(fn *fnv1.Function) corev1.PodSpec {
+	return corev1.PodSpec{
+		RestartPolicy:                corev1.RestartPolicyNever,
+		ServiceAccountName:           fn.Spec.ServiceAccountName,
+		AutomountServiceAccountToken: ptr.To(ptr.Deref(fn.Spec.AutomountServiceAccountToken, false)),
+		// Service links would add an env var per Service of the namespace.
+		EnableServiceLinks: ptr.To(false),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To[int64](nonRootID),
+			RunAsGroup:     ptr.To[int64](nonRootID),
+			FSGroup:        ptr.To[int64](nonRootID),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Volumes: []corev1.Volume{
+			{Name: runnerVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		},
+	}
+}
+
+// deliverRunner adds to pod what brings the runner in, and returns the
+// runner's path and the mounts the function container needs for it.
+func deliverRunner(pod *corev1.PodSpec, opts JobOptions) (runner string, mounts []corev1.VolumeMount) {
+	mounts = []corev1.VolumeMount{{Name: runnerVolume, MountPath: contract.RunnerDir}}
+	if opts.RunnerDelivery != DeliverByImageVolume {
+		pod.InitContainers = []corev1.Container{installRunner(opts.RunnerImage)}
+		return contract.Runner, mounts
+	}
+	pod.Volumes = append(pod.Volumes, corev1.Volume{Name: imageVolume, VolumeSource: corev1.VolumeSource{
+		Image: &corev1.ImageVolumeSource{Reference: opts.RunnerImage, PullPolicy: corev1.PullIfNotPresent},
+	}})
+	return contract.ImageRunner, append(mounts, corev1.VolumeMount{Name: imageVolume, MountPath: contract.ImageRunnerDir, ReadOnly: true})
+}
+
+// functionContainerSpec runs the function's command under the runner.
+func functionContainerSpec(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, runner string, runnerMounts []corev1.VolumeMount) corev1.Container {
+	return corev1.Container{
+		Name:                     functionContainer,
+		Image:                    rf.Image,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		Command:                  append([]string{runner, "run", "--"}, rf.Command...),
+		Env:                      executionEnv(exec, fn),
+		Resources:                fn.Spec.Resources,
+		SecurityContext:          restrictedContainer(),
+		VolumeMounts:             append(runnerMounts, corev1.VolumeMount{Name: tmpVolume, MountPath: contract.HomeDir}),
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+	}
+}
+
 // installRunner is the init container that copies the kfn binary into the pod.
 func installRunner(image string) corev1.Container {
 	return corev1.Container{
 		Name:            installContainer,
 		Image:           image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
-		Command:         []string{runnerImageBin, "copy-self", installedPath},
-		VolumeMounts:    []corev1.VolumeMount{{Name: runnerVolume, MountPath: installMount}},
+		Command:         []string{contract.RunnerImageBinary, "copy-self", contract.InstalledRunner},
+		VolumeMounts:    []corev1.VolumeMount{{Name: runnerVolume, MountPath: contract.InstallDir}},
 		SecurityContext: restrictedContainer(),
 		// No CPU limit: throttling the copy would delay every execution.
 		Resources: corev1.ResourceRequirements{
@@ -205,7 +203,7 @@ func bodyVolumeSource(secrets []string) corev1.VolumeSource {
 	for i, name := range secrets {
 		projected.Sources = append(projected.Sources, corev1.VolumeProjection{Secret: &corev1.SecretProjection{
 			LocalObjectReference: corev1.LocalObjectReference{Name: name},
-			Items:                []corev1.KeyToPath{{Key: bodySecretKey, Path: fmt.Sprintf("%03d", i)}},
+			Items:                []corev1.KeyToPath{{Key: contract.BodySecretKey, Path: fmt.Sprintf("%03d", i)}},
 		}})
 	}
 	return corev1.VolumeSource{Projected: projected}
@@ -213,19 +211,11 @@ func bodyVolumeSource(secrets []string) corev1.VolumeSource {
 
 // executionEnv is the Appwrite 1.0 function environment plus kfn's request
 // details. The caller's JWT is only referenced, never copied.
-func executionEnv(exec *fnv1.Execution, fn *fnv1.Function, timeout int64) []corev1.EnvVar {
+func executionEnv(exec *fnv1.Execution, fn *fnv1.Function) []corev1.EnvVar {
 	headers := "{}"
 	if len(exec.Spec.Headers) > 0 {
 		raw, _ := json.Marshal(exec.Spec.Headers) // a map of strings always marshals
 		headers = string(raw)
-	}
-	method := exec.Spec.Method
-	if method == "" {
-		method = "POST"
-	}
-	path := exec.Spec.Path
-	if path == "" {
-		path = "/"
 	}
 	// The CRD keeps the function's variables out of the reserved
 	// APPWRITE_FUNCTION_ and KFN_ names, so none of these collide.
@@ -240,28 +230,28 @@ func executionEnv(exec *fnv1.Execution, fn *fnv1.Function, timeout int64) []core
 		env = append(env, ev)
 	}
 	env = append(env,
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_ID", Value: fn.Name},
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_NAME", Value: fn.Name},
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_EXECUTION_ID", Value: exec.Name},
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_TRIGGER", Value: string(exec.Spec.Trigger)},
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_RUNTIME_NAME", Value: fn.Spec.Runtime},
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_DATA", Value: exec.RequestBody()},
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_EVENT", Value: exec.Spec.Event},
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_EVENT_DATA", Value: exec.Spec.EventData},
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_USER_ID", Value: exec.Spec.UserID},
-		corev1.EnvVar{Name: "APPWRITE_FUNCTION_PROJECT_ID", Value: exec.Namespace},
-		corev1.EnvVar{Name: "KFN_REQUEST_METHOD", Value: method},
-		corev1.EnvVar{Name: "KFN_REQUEST_PATH", Value: path},
-		corev1.EnvVar{Name: "KFN_REQUEST_HEADERS", Value: headers},
-		corev1.EnvVar{Name: "KFN_TIMEOUT", Value: strconv.FormatInt(timeout, 10)},
-		corev1.EnvVar{Name: "KFN_IO_DIR", Value: ioDir},
-		corev1.EnvVar{Name: "HOME", Value: tmpMount},
+		corev1.EnvVar{Name: contract.EnvFunctionID, Value: fn.Name},
+		corev1.EnvVar{Name: contract.EnvFunctionName, Value: fn.Name},
+		corev1.EnvVar{Name: contract.EnvExecutionID, Value: exec.Name},
+		corev1.EnvVar{Name: contract.EnvTrigger, Value: string(exec.Spec.Trigger)},
+		corev1.EnvVar{Name: contract.EnvRuntimeName, Value: fn.Spec.Runtime},
+		corev1.EnvVar{Name: contract.EnvData, Value: exec.RequestBody()},
+		corev1.EnvVar{Name: contract.EnvEvent, Value: exec.Spec.Event},
+		corev1.EnvVar{Name: contract.EnvEventData, Value: exec.Spec.EventData},
+		corev1.EnvVar{Name: contract.EnvUserID, Value: exec.Spec.UserID},
+		corev1.EnvVar{Name: contract.EnvProjectID, Value: exec.Namespace},
+		corev1.EnvVar{Name: contract.EnvRequestMethod, Value: exec.Method()},
+		corev1.EnvVar{Name: contract.EnvRequestPath, Value: exec.Path()},
+		corev1.EnvVar{Name: contract.EnvRequestHeaders, Value: headers},
+		corev1.EnvVar{Name: contract.EnvTimeout, Value: strconv.Itoa(int(fn.TimeoutSeconds()))},
+		corev1.EnvVar{Name: contract.EnvIODir, Value: contract.IODir},
+		corev1.EnvVar{Name: "HOME", Value: contract.HomeDir},
 	)
 	if exec.Spec.JWTSecretName != "" {
-		env = append(env, corev1.EnvVar{Name: "APPWRITE_FUNCTION_JWT", ValueFrom: &corev1.EnvVarSource{
+		env = append(env, corev1.EnvVar{Name: contract.EnvJWT, ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{
 				LocalObjectReference: corev1.LocalObjectReference{Name: exec.Spec.JWTSecretName},
-				Key:                  jwtSecretKey,
+				Key:                  contract.JWTSecretKey,
 			},
 		}})
 	}

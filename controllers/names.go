@@ -14,11 +14,6 @@ const (
 	functionContainer = "function"
 	// installContainer copies the runner into the pod.
 	installContainer = "install-runner"
-
-	// jwtSecretKey is the key of the caller's JWT in the Execution's JWT Secret.
-	jwtSecretKey = "jwt"
-	// bodySecretKey is the key of a part of a large body in a body Secret.
-	bodySecretKey = "body"
 )
 
 // maxJobNameLength keeps the job-name label the Job controller sets on its

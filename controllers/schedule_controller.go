@@ -7,7 +7,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -64,11 +63,8 @@ type ScheduleReconciler struct {
 // Reconcile runs the due tick, if any, and requeues for the next one.
 func (r *ScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	fn := &fnv1.Function{}
-	if err := r.Get(ctx, req.NamespacedName, fn); err != nil {
+	if err := r.Get(ctx, req.NamespacedName, fn); err != nil || fn.DeletionTimestamp != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if fn.DeletionTimestamp != nil {
-		return ctrl.Result{}, nil
 	}
 	status := fn.Status.DeepCopy()
 	status.ScheduleNext = nil
@@ -194,14 +190,8 @@ func (r *ScheduleReconciler) unfinishedScheduled(ctx context.Context, fn *fnv1.F
 }
 
 func (r *ScheduleReconciler) writeStatus(ctx context.Context, fn *fnv1.Function, status *fnv1.FunctionStatus) error {
-	if equality.Semantic.DeepEqual(fn.Status, *status) {
-		return nil
-	}
-	patch := client.MergeFrom(fn.DeepCopy())
-	fn.Status.SchedulePrevious, fn.Status.ScheduleNext = status.SchedulePrevious, status.ScheduleNext
-	// A merge patch touches only the schedule fields, so it never undoes
-	// what the Function controller writes into the same status.
-	return r.Status().Patch(ctx, fn, patch)
+	_, err := patchFunctionStatus(ctx, r.Client, fn, *status)
+	return err
 }
 
 // SetupWithManager wires the controller to Functions.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,13 +19,10 @@ import (
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
-	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/internal/testenv"
 )
 
@@ -57,17 +55,23 @@ var testRuntimes = RuntimeCatalog{
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// The unit tests need no cluster; the integration tests skip
+		// themselves (see newNamespace).
+		os.Exit(m.Run())
+	}
 	os.Exit(runSuite(m))
 }
 
 func runSuite(m *testing.M) int {
-	testEnv = testenv.New()
-	var err error
-	if restCfg, err = testEnv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+	fixture, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = testEnv.Stop() }()
+	defer fixture.Stop()
+	testEnv, restCfg, k8s = fixture.Env, fixture.Config, fixture.Client
 
 	stopGC, err := startGarbageCollector()
 	if err != nil {
@@ -76,28 +80,16 @@ func runSuite(m *testing.M) int {
 	}
 	defer stopGC()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := startControllers(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "starting the controllers:", err)
+	if err := setUpControllers(fixture.Manager); err != nil {
+		fmt.Fprintln(os.Stderr, "setting up the controllers:", err)
 		return 1
 	}
+	fixture.StartManager()
 	return m.Run()
 }
 
-func startControllers(ctx context.Context) error {
-	scheme := kube.NewScheme()
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: kube.ManagedObjectsOnly()},
-	})
-	if err != nil {
-		return err
-	}
-	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
-	}
+func setUpControllers(mgr ctrl.Manager) error {
+	scheme := mgr.GetScheme()
 	if err := (&ExecutionReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: scheme,
 		Recorder: mgr.GetEventRecorder("kfn-execution"), Clock: testClock, Logs: testLogs,
@@ -124,15 +116,6 @@ func startControllers(ctx context.Context) error {
 		return err
 	}
 	mgrClient, mgrRecorder = mgr.GetClient(), mgr.GetEventRecorder("kfn-schedule")
-	if k8s, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
-		return err
-	}
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-			os.Exit(1)
-		}
-	}()
 	return nil
 }
 
@@ -199,9 +182,14 @@ func (m *memoryLogs) ContainerLog(_ context.Context, namespace, pod, container s
 }
 
 // newNamespace gives each test its own namespace, with the default service
-// account the ServiceAccount admission plugin expects.
+// account the ServiceAccount admission plugin expects. Every integration
+// test starts with it, so it skips them under -short, when there is no API
+// server.
 func newNamespace(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the envtest API server")
+	}
 	g := gomega.NewWithT(t)
 	name := "t-" + rand.String(8)
 	g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(gomega.Succeed())

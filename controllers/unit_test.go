@@ -5,16 +5,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/contract"
 )
 
 // Pure functions, mostly tested without an API server.
@@ -71,23 +70,6 @@ func TestResolveFunction(t *testing.T) {
 	g.Expect(p).To(HaveField("Reason", fnv1.ReasonNoCommand))
 }
 
-func TestUnrecoverableWaitFailsAtOnce(t *testing.T) {
-	g := NewWithT(t)
-	exec := &fnv1.Execution{}
-	pod := &corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
-		Name: functionContainer, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "InvalidImageName", Message: "bad ref"}},
-	}}}}
-	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	st := desiredStatus(exec, world{pod: pod, failure: unrecoverableWait(pod)}, now, 1000)
-	g.Expect(st.Status).To(Equal(fnv1.PhaseFailed))
-	g.Expect(st.Message).To(ContainSubstring("InvalidImageName"))
-	g.Expect(st.CompletionTime.Time).To(Equal(now))
-
-	pod.Status.ContainerStatuses[0].State.Waiting.Reason = "ContainerCreating"
-	g.Expect(unrecoverableWait(pod)).To(BeNil())
-	g.Expect(desiredStatus(exec, world{pod: pod}, now, 1000).Status).To(Equal(fnv1.PhaseWaiting))
-}
-
 func TestLoadRuntimeCatalog(t *testing.T) {
 	g := NewWithT(t)
 	dir := t.TempDir()
@@ -121,7 +103,7 @@ func TestImageVolumeDelivery(t *testing.T) {
 	pod := job.Spec.Template.Spec
 	g.Expect(pod.InitContainers).To(BeEmpty())
 	g.Expect(pod.Volumes).To(ContainElement(HaveField("VolumeSource.Image.Reference", testRunnerImage)))
-	g.Expect(pod.Containers[0].Command[:3]).To(Equal([]string{imageRunner, "run", "--"}))
-	g.Expect(pod.Containers[0].VolumeMounts).To(ContainElement(And(HaveField("MountPath", imageMount), HaveField("ReadOnly", true))))
+	g.Expect(pod.Containers[0].Command[:3]).To(Equal([]string{contract.ImageRunner, "run", "--"}))
+	g.Expect(pod.Containers[0].VolumeMounts).To(ContainElement(And(HaveField("MountPath", contract.ImageRunnerDir), HaveField("ReadOnly", true))))
 	g.Expect(k8s.Create(bg, job, client.DryRunAll)).To(Succeed())
 }

@@ -1,19 +1,3 @@
-/*
-Copyright 2026 The kfn Authors.
-
-Licensed under the Apache License, Version 2.0 (the "License");
-you may not use this file except in compliance with the License.
-You may obtain a copy of the License at
-
-    http://www.apache.org/licenses/LICENSE-2.0
-
-Unless required by applicable law or agreed to in writing, software
-distributed under the License is distributed on an "AS IS" BASIS,
-WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-See the License for the specific language governing permissions and
-limitations under the License.
-*/
-
 package runner
 
 import (
@@ -26,16 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kfn-dev/kfn/internal/contract"
 )
 
 // maxStatusCodeFileBytes is more than any valid status code file needs.
 const maxStatusCodeFileBytes = 64
-
-// Response headers are bounded as Appwrite bounds request headers.
-const (
-	maxResponseHeaders          = 100
-	maxResponseHeadersFileBytes = 16384
-)
 
 // ioFiles are the files through which the user's code gets the request body
 // and gives the response.
@@ -46,20 +26,20 @@ type ioFiles struct {
 func newIOFiles(dir string) ioFiles {
 	return ioFiles{
 		dir:             dir,
-		request:         filepath.Join(dir, "request"),
-		response:        filepath.Join(dir, "response"),
-		statusCode:      filepath.Join(dir, "status-code"),
-		responseHeaders: filepath.Join(dir, "response-headers"),
+		request:         filepath.Join(dir, contract.RequestFile),
+		response:        filepath.Join(dir, contract.ResponseFile),
+		statusCode:      filepath.Join(dir, contract.StatusCodeFile),
+		responseHeaders: filepath.Join(dir, contract.ResponseHeadersFile),
 	}
 }
 
 // env returns the variables that tell the user's code where the files are.
 func (f ioFiles) env() []string {
 	return []string{
-		"KFN_REQUEST_FILE=" + f.request,
-		"KFN_RESPONSE_FILE=" + f.response,
-		"KFN_STATUS_CODE_FILE=" + f.statusCode,
-		"KFN_RESPONSE_HEADERS_FILE=" + f.responseHeaders,
+		contract.EnvRequestFile + "=" + f.request,
+		contract.EnvResponseFile + "=" + f.response,
+		contract.EnvStatusCodeFile + "=" + f.statusCode,
+		contract.EnvResponseHeadersFile + "=" + f.responseHeaders,
 	}
 }
 
@@ -82,10 +62,10 @@ func (f ioFiles) prepare(body string) (*os.File, error) {
 }
 
 // readResponse returns the response body, at most one byte more than
-// MaxOutputBytes so that truncation can be detected. No file is an empty
+// contract.MaxOutputBytes so that truncation can be detected. No file is an empty
 // response.
 func (f ioFiles) readResponse() ([]byte, error) {
-	data, err := readAtMost(f.response, MaxOutputBytes+1)
+	data, err := readAtMost(f.response, contract.MaxOutputBytes+1)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -118,15 +98,15 @@ func (f ioFiles) readStatusCode() (int, error) {
 // "Name: value" line each; names are lower-cased and a repeated name keeps
 // its last value. No file is no headers; an invalid file sets none.
 func (f ioFiles) readResponseHeaders() (map[string]string, error) {
-	data, err := readAtMost(f.responseHeaders, maxResponseHeadersFileBytes+1)
+	data, err := readAtMost(f.responseHeaders, contract.MaxResponseHeadersFileBytes+1)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kfn: cannot read the response headers: %w", err)
 	}
-	if len(data) > maxResponseHeadersFileBytes {
-		return nil, fmt.Errorf("kfn: %s is over %d bytes: no response headers were set", f.responseHeaders, maxResponseHeadersFileBytes)
+	if len(data) > contract.MaxResponseHeadersFileBytes {
+		return nil, fmt.Errorf("kfn: %s is over %d bytes: no response headers were set", f.responseHeaders, contract.MaxResponseHeadersFileBytes)
 	}
 	headers := map[string]string{}
 	for i, line := range strings.Split(string(data), "\n") {
@@ -135,38 +115,24 @@ func (f ioFiles) readResponseHeaders() (map[string]string, error) {
 			continue
 		}
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || !validHeaderName(name) {
+		if !ok || !contract.ValidHeaderName(name) {
 			return nil, fmt.Errorf("kfn: line %d of %s is not \"Name: value\": no response headers were set", i+1, f.responseHeaders)
 		}
 		headers[strings.ToLower(name)] = strings.TrimSpace(value)
 	}
-	if len(headers) > maxResponseHeaders {
-		return nil, fmt.Errorf("kfn: %s sets %d headers, over %d: no response headers were set", f.responseHeaders, len(headers), maxResponseHeaders)
+	if len(headers) > contract.MaxResponseHeaders {
+		return nil, fmt.Errorf("kfn: %s sets %d headers, over %d: no response headers were set", f.responseHeaders, len(headers), contract.MaxResponseHeaders)
 	}
 	return headers, nil
-}
-
-// validHeaderName accepts letters, digits and inner hyphens, as Appwrite's
-// header validator does.
-func validHeaderName(name string) bool {
-	if name == "" || name[0] == '-' || name[len(name)-1] == '-' {
-		return false
-	}
-	for _, r := range name {
-		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return true
 }
 
 // requestBody is APPWRITE_FUNCTION_DATA or, for a body too large for an
 // environment variable, the parts in KFN_REQUEST_BODY_DIR joined in name
 // order (the controller projects them there as 000, 001, …).
 func requestBody() (string, error) {
-	dir := os.Getenv("KFN_REQUEST_BODY_DIR")
+	dir := os.Getenv(contract.EnvRequestBodyDir)
 	if dir == "" {
-		return os.Getenv("APPWRITE_FUNCTION_DATA"), nil
+		return os.Getenv(contract.EnvData), nil
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -1,31 +1,16 @@
-/*
-Copyright 2026 The kfn Authors.
-
-Licensed under the Apache License, Version 2.0 (the "License");
-you may not use this file except in compliance with the License.
-You may obtain a copy of the License at
-
-    http://www.apache.org/licenses/LICENSE-2.0
-
-Unless required by applicable law or agreed to in writing, software
-distributed under the License is distributed on an "AS IS" BASIS,
-WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-See the License for the specific language governing permissions and
-limitations under the License.
-*/
-
 package runner
 
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/kfn-dev/kfn/internal/contract"
 )
 
-// Prefixes of truncated stdout and stderr. The number is MaxOutputBytes; the
-// wording is Appwrite's.
-const (
-	stdoutTruncatedPrefix = "[WARNING] Logs truncated. The output exceeded 1000000 characters.\n"
-	stderrTruncatedPrefix = "[WARNING] Errors truncated. The output exceeded 1000000 characters.\n"
+// Markers before stdout and stderr the runner cut to contract.MaxOutputBytes.
+var (
+	stdoutTruncatedPrefix = contract.LogsTruncated(contract.MaxOutputBytes)
+	stderrTruncatedPrefix = contract.ErrorsTruncated(contract.MaxOutputBytes)
 )
 
 // tailBuffer is an io.Writer that keeps only the last limit bytes written to
@@ -71,33 +56,34 @@ func (t *tailBuffer) Truncated() bool {
 }
 
 // keepTail turns captured output into the text of a Result: valid UTF-8 of
-// at most MaxOutputBytes. Output that was truncated already, or that grows
-// past the cap when made valid, keeps its end (the most useful part of logs)
-// behind prefix.
-func keepTail(raw []byte, truncated bool, prefix string) string {
-	text := strings.ToValidUTF8(string(raw), "\uFFFD")
-	if !truncated && len(text) <= MaxOutputBytes {
-		return text
+// at most contract.MaxOutputBytes. Output that was truncated already, or that
+// grows past the cap when made valid, keeps its end (the most useful part of
+// logs) behind prefix; cut reports that.
+func keepTail(raw []byte, truncated bool, prefix string) (text string, cut bool) {
+	text = strings.ToValidUTF8(string(raw), "\uFFFD")
+	if !truncated && len(text) <= contract.MaxOutputBytes {
+		return text, false
 	}
-	start := max(0, len(text)-(MaxOutputBytes-len(prefix)))
+	start := max(0, len(text)-(contract.MaxOutputBytes-len(prefix)))
 	for start < len(text) && !utf8.RuneStart(text[start]) {
 		start++
 	}
-	return prefix + text[start:]
+	return prefix + text[start:], true
 }
 
 // keepHead turns a response body into the text of a Result: valid UTF-8 of at
-// most MaxOutputBytes, keeping the beginning as Appwrite 1.0 does.
-func keepHead(raw []byte) string {
-	text := strings.ToValidUTF8(string(raw), "\uFFFD")
-	if len(text) <= MaxOutputBytes {
-		return text
+// most contract.MaxOutputBytes, keeping the beginning as Appwrite 1.0 does;
+// cut reports whether the end was dropped.
+func keepHead(raw []byte) (text string, cut bool) {
+	text = strings.ToValidUTF8(string(raw), "\uFFFD")
+	if len(text) <= contract.MaxOutputBytes {
+		return text, false
 	}
-	end := MaxOutputBytes
+	end := contract.MaxOutputBytes
 	for end > 0 && !utf8.RuneStart(text[end]) {
 		end--
 	}
-	return text[:end]
+	return text[:end], true
 }
 
 // appendLines appends each line to out, on a line of its own.

@@ -1,19 +1,3 @@
-/*
-Copyright 2026 The kfn Authors.
-
-Licensed under the Apache License, Version 2.0 (the "License");
-you may not use this file except in compliance with the License.
-You may obtain a copy of the License at
-
-    http://www.apache.org/licenses/LICENSE-2.0
-
-Unless required by applicable law or agreed to in writing, software
-distributed under the License is distributed on an "AS IS" BASIS,
-WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-See the License for the specific language governing permissions and
-limitations under the License.
-*/
-
 package runner
 
 import (
@@ -22,6 +6,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/kfn-dev/kfn/internal/contract"
 )
 
 const (
@@ -48,7 +34,7 @@ func newCapture() (*capture, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &capture{r: r, w: w, tail: tailBuffer{limit: MaxOutputBytes}, done: make(chan struct{})}
+	c := &capture{r: r, w: w, tail: tailBuffer{limit: contract.MaxOutputBytes}, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		// The only read errors are the deadline or close set by finish.

@@ -1,19 +1,3 @@
-/*
-Copyright 2026 The kfn Authors.
-
-Licensed under the Apache License, Version 2.0 (the "License");
-you may not use this file except in compliance with the License.
-You may obtain a copy of the License at
-
-    http://www.apache.org/licenses/LICENSE-2.0
-
-Unless required by applicable law or agreed to in writing, software
-distributed under the License is distributed on an "AS IS" BASIS,
-WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-See the License for the specific language governing permissions and
-limitations under the License.
-*/
-
 // Package runner is the in-pod side of an execution: `kfn run` runs the
 // user's command, captures what it produces and reports a Result to the
 // controller through the container's termination message and log, so that no
@@ -30,17 +14,12 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/kfn-dev/kfn/internal/contract"
 )
 
 // ResultVersion is the version of the Result encoding written by this runner.
 const ResultVersion = 1
-
-// MaxTerminationMessageBytes is the size limit Kubernetes puts on a
-// container's termination message.
-const MaxTerminationMessageBytes = 4096
-
-// MaxOutputBytes caps each of the response, stdout and stderr of a Result.
-const MaxOutputBytes = 1_000_000
 
 // Result is what the runner reports about one run of the user's code.
 type Result struct {
@@ -54,6 +33,9 @@ type Result struct {
 	Response   string    `json:"response"`
 	Stdout     string    `json:"stdout"`
 	Stderr     string    `json:"stderr"`
+	// Truncated names the outputs (contract.OutputResponse, …) the runner
+	// cut to contract.MaxOutputBytes, so the record can say so.
+	Truncated []string `json:"truncated,omitempty"`
 	// ResponseHeaders are the headers the function set on its response,
 	// names lower-cased.
 	ResponseHeaders map[string]string `json:"responseHeaders,omitempty"`
@@ -65,6 +47,20 @@ type Result struct {
 // Failed reports whether the execution failed: Appwrite 1.0 semantics, statusCode >= 500.
 func (r *Result) Failed() bool {
 	return r.StatusCode >= http.StatusInternalServerError
+}
+
+// setOutputs sets the response, stdout and stderr with notes appended, each
+// within contract.MaxOutputBytes, and names those that had to be cut.
+func (r *Result) setOutputs(response []byte, stdout, stderr *tailBuffer, notes []string) {
+	var cut [3]bool
+	r.Response, cut[0] = keepHead(response)
+	r.Stdout, cut[1] = keepTail(stdout.Bytes(), stdout.Truncated(), stdoutTruncatedPrefix)
+	r.Stderr, cut[2] = keepTail(appendLines(stderr.Bytes(), notes...), stderr.Truncated(), stderrTruncatedPrefix)
+	for i, name := range []string{contract.OutputResponse, contract.OutputStdout, contract.OutputStderr} {
+		if cut[i] {
+			r.Truncated = append(r.Truncated, name)
+		}
+	}
 }
 
 // header returns the result without its bulky fields, marked as to be read
@@ -90,7 +86,7 @@ func encode(r *Result) ([]byte, error) {
 // terminationMessage returns what fits in the termination message: the whole
 // encoded result if possible, its header otherwise.
 func terminationMessage(r *Result, encoded []byte) ([]byte, error) {
-	if len(encoded) <= MaxTerminationMessageBytes {
+	if len(encoded) <= contract.MaxTerminationMessageBytes {
 		return encoded, nil
 	}
 	h := r.header()

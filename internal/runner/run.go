@@ -1,19 +1,3 @@
-/*
-Copyright 2026 The kfn Authors.
-
-Licensed under the Apache License, Version 2.0 (the "License");
-you may not use this file except in compliance with the License.
-You may obtain a copy of the License at
-
-    http://www.apache.org/licenses/LICENSE-2.0
-
-Unless required by applicable law or agreed to in writing, software
-distributed under the License is distributed on an "AS IS" BASIS,
-WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-See the License for the specific language governing permissions and
-limitations under the License.
-*/
-
 package runner
 
 import (
@@ -29,12 +13,11 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kfn-dev/kfn/internal/contract"
 )
 
 const (
-	defaultIODir                  = "/kfn/io"
-	defaultTerminationMessagePath = "/dev/termination-log"
-
 	// exitTimedOut and exitCannotStart follow timeout(1) and the shell.
 	exitTimedOut    = 124
 	exitCannotStart = 127
@@ -92,18 +75,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
 	cfg := config{
-		ioDir:                  getenv("KFN_IO_DIR"),
-		terminationMessagePath: getenv("KFN_TERMINATION_MESSAGE_PATH"),
+		ioDir:                  getenv(contract.EnvIODir),
+		terminationMessagePath: getenv(contract.EnvTerminationMessagePath),
 	}
 	if cfg.ioDir == "" {
-		cfg.ioDir = defaultIODir
+		cfg.ioDir = contract.IODir
 	}
 	if cfg.terminationMessagePath == "" {
-		cfg.terminationMessagePath = defaultTerminationMessagePath
+		cfg.terminationMessagePath = contract.DefaultTerminationMessagePath
 	}
-	envTimeout, err := parseSeconds(getenv("KFN_TIMEOUT"))
+	envTimeout, err := parseSeconds(getenv(contract.EnvTimeout))
 	if err != nil {
-		return cfg, fmt.Errorf("invalid KFN_TIMEOUT: %w", err)
+		return cfg, fmt.Errorf("invalid %s: %w", contract.EnvTimeout, err)
 	}
 
 	flags := flag.NewFlagSet("kfn run", flag.ContinueOnError)
@@ -177,12 +160,19 @@ func execute(cfg config, signals <-chan os.Signal) *Result {
 	if note != "" {
 		notes = append(notes, note)
 	}
+	response, fileNotes := readAnswer(res, files)
+	res.setOutputs(response, stdout, stderr, append(notes, fileNotes...))
+	return res
+}
 
+// readAnswer reads the response body, and sets the response headers and
+// status code the user's code chose; the notes explain what could not be
+// read, for stderr.
+func readAnswer(res *Result, files ioFiles) (response []byte, notes []string) {
 	response, responseErr := files.readResponse()
 	if responseErr != nil {
 		notes = append(notes, responseErr.Error())
 	}
-	res.Response = keepHead(response)
 	if headers, err := files.readResponseHeaders(); err != nil {
 		notes = append(notes, err.Error())
 	} else {
@@ -197,10 +187,7 @@ func execute(cfg config, signals <-chan os.Signal) *Result {
 			res.StatusCode = code
 		}
 	}
-
-	res.Stdout = keepTail(stdout.Bytes(), stdout.Truncated(), stdoutTruncatedPrefix)
-	res.Stderr = keepTail(appendLines(stderr.Bytes(), notes...), stderr.Truncated(), stderrTruncatedPrefix)
-	return res
+	return response, notes
 }
 
 // outcome returns the exit code to report for how the child ended, and the
@@ -221,15 +208,15 @@ func outcome(end ending, timeout time.Duration) (exitCode int, note string) {
 // cannotStart returns the result of a command that could not be started.
 func cannotStart(err error) *Result {
 	now := time.Now().UTC()
-	line := fmt.Sprintf("kfn: cannot start the command: %v", err)
-	return &Result{
+	res := &Result{
 		Version:    ResultVersion,
 		ExitCode:   exitCannotStart,
 		StatusCode: http.StatusInternalServerError,
 		StartedAt:  now,
 		FinishedAt: now,
-		Stderr:     keepTail(appendLines(nil, line), false, stderrTruncatedPrefix),
 	}
+	res.setOutputs(nil, &tailBuffer{}, &tailBuffer{}, []string{fmt.Sprintf("kfn: cannot start the command: %v", err)})
+	return res
 }
 
 // report writes the result as one line on log (the container log), then

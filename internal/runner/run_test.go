@@ -1,19 +1,3 @@
-/*
-Copyright 2026 The kfn Authors.
-
-Licensed under the Apache License, Version 2.0 (the "License");
-you may not use this file except in compliance with the License.
-You may obtain a copy of the License at
-
-    http://www.apache.org/licenses/LICENSE-2.0
-
-Unless required by applicable law or agreed to in writing, software
-distributed under the License is distributed on an "AS IS" BASIS,
-WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-See the License for the specific language governing permissions and
-limitations under the License.
-*/
-
 package runner
 
 import (
@@ -30,6 +14,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kfn-dev/kfn/internal/contract"
 )
 
 // run is one run of Main and everything it reported.
@@ -66,8 +52,8 @@ func runMain(t *testing.T, args ...string) run {
 	if r.rawMessage, err = os.ReadFile(filepath.Join(dir, "termination-log")); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.rawMessage) > MaxTerminationMessageBytes {
-		t.Errorf("termination message is %d bytes, want at most %d", len(r.rawMessage), MaxTerminationMessageBytes)
+	if len(r.rawMessage) > contract.MaxTerminationMessageBytes {
+		t.Errorf("termination message is %d bytes, want at most %d", len(r.rawMessage), contract.MaxTerminationMessageBytes)
 	}
 	if r.termination, err = ParseTerminationMessage(string(r.rawMessage)); err != nil {
 		t.Fatalf("ParseTerminationMessage: %v", err)
@@ -186,12 +172,12 @@ func TestResponseHeadersFile(t *testing.T) {
 		"leading dash": "-x: v\n",
 		"too many": strings.Repeat("h: v\n", 1) + func() string {
 			var b strings.Builder
-			for i := 0; i <= maxResponseHeaders; i++ {
+			for i := 0; i <= contract.MaxResponseHeaders; i++ {
 				fmt.Fprintf(&b, "h%d: v\n", i)
 			}
 			return b.String()
 		}(),
-		"too big": "h: " + strings.Repeat("v", maxResponseHeadersFileBytes) + "\n",
+		"too big": "h: " + strings.Repeat("v", contract.MaxResponseHeadersFileBytes) + "\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv("HEADERS", content)
@@ -317,8 +303,8 @@ func TestOutputsAreTruncatedKeepingTheTail(t *testing.T) {
 		{"stdout", r.result.Stdout, stdoutTruncatedPrefix, "a"},
 		{"stderr", r.result.Stderr, stderrTruncatedPrefix, "b"},
 	} {
-		if len(out.text) != MaxOutputBytes {
-			t.Errorf("%s is %d bytes, want %d", out.name, len(out.text), MaxOutputBytes)
+		if len(out.text) != contract.MaxOutputBytes {
+			t.Errorf("%s is %d bytes, want %d", out.name, len(out.text), contract.MaxOutputBytes)
 		}
 		kept, ok := strings.CutPrefix(out.text, out.prefix)
 		if !ok {
@@ -328,16 +314,19 @@ func TestOutputsAreTruncatedKeepingTheTail(t *testing.T) {
 			t.Errorf("%s does not keep the tail of the output", out.name)
 		}
 	}
-	if !strings.Contains(stdoutTruncatedPrefix, strconv.Itoa(MaxOutputBytes)) {
-		t.Errorf("prefix %q does not state MaxOutputBytes", stdoutTruncatedPrefix)
+	if want := []string{"stdout", "stderr"}; !reflect.DeepEqual(r.result.Truncated, want) {
+		t.Errorf("truncated %q, want %q", r.result.Truncated, want)
 	}
 }
 
 func TestResponseIsTruncatedKeepingTheHead(t *testing.T) {
 	res := runMain(t, sh(`{ printf START; head -c 1500000 /dev/zero; } > "$KFN_RESPONSE_FILE"`)...).result
-	if len(res.Response) != MaxOutputBytes || !strings.HasPrefix(res.Response, "START") {
+	if len(res.Response) != contract.MaxOutputBytes || !strings.HasPrefix(res.Response, "START") {
 		t.Errorf("response is %d bytes starting with %.10q, want %d starting with START",
-			len(res.Response), res.Response, MaxOutputBytes)
+			len(res.Response), res.Response, contract.MaxOutputBytes)
+	}
+	if want := []string{"response"}; !reflect.DeepEqual(res.Truncated, want) {
+		t.Errorf("truncated %q, want %q", res.Truncated, want)
 	}
 	checkStatus(t, res, 0, 200)
 }
@@ -354,7 +343,7 @@ func TestLargeResultIsInTheLog(t *testing.T) {
 	if len(r.result.Stdout) != 10000 {
 		t.Errorf("log has %d bytes of stdout, want 10000", len(r.result.Stdout))
 	}
-	if len(r.log) <= MaxTerminationMessageBytes {
+	if len(r.log) <= contract.MaxTerminationMessageBytes {
 		t.Fatalf("log of %d bytes: the test needs a result bigger than a termination message", len(r.log))
 	}
 	want := r.result.header()
@@ -483,18 +472,18 @@ func TestTailBuffer(t *testing.T) {
 
 func TestTruncationCutsOnRuneBoundaries(t *testing.T) {
 	// Starts in the middle of a rune, as a kept tail can.
-	raw := []byte(strings.Repeat("é", MaxOutputBytes/2))[1:]
-	tail := keepTail(raw, true, stdoutTruncatedPrefix)
-	if !utf8.ValidString(tail) || len(tail) > MaxOutputBytes || strings.ContainsRune(tail, utf8.RuneError) {
+	raw := []byte(strings.Repeat("é", contract.MaxOutputBytes/2))[1:]
+	tail, _ := keepTail(raw, true, stdoutTruncatedPrefix)
+	if !utf8.ValidString(tail) || len(tail) > contract.MaxOutputBytes || strings.ContainsRune(tail, utf8.RuneError) {
 		t.Errorf("tail of %d bytes, valid %v", len(tail), utf8.ValidString(tail))
 	}
-	head := keepHead([]byte(strings.Repeat("é", MaxOutputBytes)))
-	if !utf8.ValidString(head) || len(head) != MaxOutputBytes {
+	head, _ := keepHead([]byte(strings.Repeat("é", contract.MaxOutputBytes)))
+	if !utf8.ValidString(head) || len(head) != contract.MaxOutputBytes {
 		t.Errorf("head of %d bytes, valid %v", len(head), utf8.ValidString(head))
 	}
 	// Replacing invalid bytes makes text longer: it must still fit.
-	grown := keepTail(bytes.Repeat([]byte("a\xff"), MaxOutputBytes/2), false, stderrTruncatedPrefix)
-	if !utf8.ValidString(grown) || len(grown) > MaxOutputBytes || !strings.HasPrefix(grown, stderrTruncatedPrefix) {
+	grown, _ := keepTail(bytes.Repeat([]byte("a\xff"), contract.MaxOutputBytes/2), false, stderrTruncatedPrefix)
+	if !utf8.ValidString(grown) || len(grown) > contract.MaxOutputBytes || !strings.HasPrefix(grown, stderrTruncatedPrefix) {
 		t.Errorf("grown text of %d bytes, valid %v", len(grown), utf8.ValidString(grown))
 	}
 }

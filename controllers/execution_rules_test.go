@@ -1,0 +1,371 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/contract"
+	"github.com/kfn-dev/kfn/internal/runner"
+)
+
+// The execution rules are pure functions of an observed world: these tests
+// need no API server (go test -short runs them alone).
+
+var ruleNow = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+
+func ruleExec(jobName, podName string) *fnv1.Execution {
+	return &fnv1.Execution{
+		ObjectMeta: metav1.ObjectMeta{Name: "run", Namespace: "ns", Generation: 2},
+		Spec:       fnv1.ExecutionSpec{FunctionName: "fn"},
+		Status:     fnv1.ExecutionStatus{JobName: jobName, PodName: podName},
+	}
+}
+
+func ruleFunction(mutate func(*fnv1.Function)) *fnv1.Function {
+	fn := &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: "fn", Namespace: "ns"}, Spec: fnv1.FunctionSpec{Image: "busybox", Timeout: 7}}
+	if mutate != nil {
+		mutate(fn)
+	}
+	return fn
+}
+
+func failedJob(reason string) *batchv1.Job {
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "run"},
+		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{
+			Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: reason, Message: "it failed",
+		}}},
+	}
+}
+
+// podWith is the Job's pod in phase, its containers in the given states.
+func podWith(phase corev1.PodPhase, init, function *corev1.ContainerState) *corev1.Pod {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "run-abcde"}, Status: corev1.PodStatus{Phase: phase}}
+	if init != nil {
+		pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: installContainer, State: *init}}
+	}
+	if function != nil {
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: functionContainer, State: *function}}
+	}
+	return pod
+}
+
+func waiting(reason string) *corev1.ContainerState {
+	return &corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "details"}}
+}
+
+func secretWith(data map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{Data: data}
+}
+
+func TestFailureRules(t *testing.T) {
+	noResult := &problem{fnv1.ReasonNoResult, "no result"}
+	jwt := func(s *corev1.Secret) requestSecret {
+		return requestSecret{what: "JWT", name: "run-jwt", key: contract.JWTSecretKey, secret: s}
+	}
+	body := func(s *corev1.Secret) requestSecret {
+		return requestSecret{what: "body", name: "run-body-0", key: contract.BodySecretKey, secret: s}
+	}
+	withJWT := secretWith(map[string][]byte{"jwt": []byte("t")})
+	for name, tc := range map[string]struct {
+		w             world
+		reason, words string // "" reason: no failure
+	}{
+		"a runnable function":    {w: world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(withJWT)}}},
+		"awaiting the function":  {w: world{exec: ruleExec("", ""), awaitFunction: time.Second}},
+		"function still missing": {w: world{exec: ruleExec("", "")}, reason: fnv1.ReasonFunctionNotFound, words: `function "fn" not found in namespace ns`},
+		"disabled before unrunnable": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(func(f *fnv1.Function) { f.Spec.Enabled = ptr.To(false) }), unrunnable: &problem{Message: "no command"}},
+			reason: fnv1.ReasonFunctionDisabled,
+		},
+		"unrunnable before a missing secret": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), unrunnable: &problem{Message: "no command"}, secrets: []requestSecret{jwt(nil)}},
+			reason: fnv1.ReasonFunctionNotReady, words: "cannot run: no command",
+		},
+		"the JWT secret before the body's": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(nil), body(nil)}},
+			reason: fnv1.ReasonSecretNotFound, words: "JWT secret run-jwt not found",
+		},
+		"a body secret without its key": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(withJWT), body(withJWT)}},
+			reason: fnv1.ReasonSecretNotFound, words: `body secret run-body-0 has no "body" key`,
+		},
+		"a lost job, even without the function": {
+			w:      world{exec: ruleExec("run", ""), secrets: nil},
+			reason: fnv1.ReasonJobLost, words: "job run was deleted",
+		},
+		"secrets no longer matter once the job exists": {w: world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: &batchv1.Job{}, secrets: []requestSecret{jwt(nil)}}},
+		"a job waiting for its pod":                    {w: world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: &batchv1.Job{}}},
+		"a lost pod before the failed job": {
+			w:      world{exec: ruleExec("run", "run-abcde"), job: failedJob(batchv1.JobReasonDeadlineExceeded)},
+			reason: fnv1.ReasonPodLost, words: "pod run-abcde disappeared",
+		},
+		"no result before the pod's state": {
+			w:      world{exec: ruleExec("run", ""), job: failedJob("BackoffLimitExceeded"), pod: podWith(corev1.PodFailed, waiting("InvalidImageName"), nil), noResult: noResult},
+			reason: fnv1.ReasonNoResult,
+		},
+		"an unrecoverable wait before the failed job": {
+			w:      world{exec: ruleExec("run", ""), job: failedJob(batchv1.JobReasonDeadlineExceeded), pod: podWith(corev1.PodPending, waiting("InvalidImageName"), nil)},
+			reason: fnv1.ReasonPodFailed, words: "container install-runner cannot start: InvalidImageName",
+		},
+		"an ordinary wait": {w: world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil, waiting("ContainerCreating"))}},
+		"a failed pod before the failed job": {
+			w:      world{exec: ruleExec("run", ""), job: failedJob("BackoffLimitExceeded"), pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Status: corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: "low memory"}}},
+			reason: fnv1.ReasonPodFailed, words: "pod p failed before the function reported a result: Evicted: low memory",
+		},
+		"the job deadline": {
+			w:      world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: failedJob(batchv1.JobReasonDeadlineExceeded), pod: podWith(corev1.PodPending, nil, waiting("ImagePullBackOff"))},
+			reason: fnv1.ReasonTimedOut, words: "Execution timed out after 7s. The function never started: ImagePullBackOff: details",
+		},
+		"the job deadline without the function": {
+			w:      world{exec: ruleExec("run", ""), job: failedJob(batchv1.JobReasonDeadlineExceeded)},
+			reason: fnv1.ReasonTimedOut, words: "after 15s.",
+		},
+		"a job failed otherwise": {
+			w:      world{exec: ruleExec("run", ""), job: failedJob("BackoffLimitExceeded")},
+			reason: fnv1.ReasonPodLost, words: "job run failed before the function reported a result: BackoffLimitExceeded: it failed",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := firstFailure(tc.w)
+			switch {
+			case tc.reason == "" && p != nil:
+				t.Errorf("failure %+v, want none", p)
+			case tc.reason == "":
+			case p == nil:
+				t.Errorf("no failure, want %s", tc.reason)
+			case p.Reason != tc.reason || !strings.Contains(p.Message, tc.words):
+				t.Errorf("failure %s: %q, want %s mentioning %q", p.Reason, p.Message, tc.reason, tc.words)
+			}
+		})
+	}
+}
+
+func TestDesiredStatus(t *testing.T) {
+	started := metav1.NewTime(ruleNow.Add(-2 * time.Second))
+	res := func(code int, mutate func(*runner.Result)) *runner.Result {
+		r := result(code, "answer", "out", "err")
+		if mutate != nil {
+			mutate(&r)
+		}
+		return &r
+	}
+	runningPod := podWith(corev1.PodRunning, nil, &corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}})
+	for name, tc := range map[string]struct {
+		w       world
+		failure *problem
+		check   func(g Gomega, st fnv1.ExecutionStatus)
+	}{
+		"a result wins over a failure": {
+			w: world{exec: ruleExec("run", "p"), result: res(201, nil)}, failure: &problem{fnv1.ReasonPodFailed, "evicted"},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Status", fnv1.PhaseCompleted), HaveField("StatusCode", int32(201)),
+					HaveField("Response", "answer"), HaveField("Stdout", "out"), HaveField("Duration", 0.25)))
+				g.Expect(st.Conditions).To(ConsistOf(And(HaveField("Status", metav1.ConditionTrue), HaveField("ObservedGeneration", int64(2)))))
+			},
+		},
+		"a failed result": {
+			w: world{exec: ruleExec("run", "p"), result: res(503, func(r *runner.Result) { r.ExitCode = 3 })},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Status", fnv1.PhaseFailed), HaveField("Reason", fnv1.ReasonFunctionFailed),
+					HaveField("Message", "the function answered 503 (exit code 3)"), HaveField("ExitCode", ptr.To[int32](3))))
+			},
+		},
+		"a timed out result": {
+			w: world{exec: ruleExec("run", "p"), result: res(500, func(r *runner.Result) { r.TimedOut = true })},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Status", fnv1.PhaseFailed), HaveField("Reason", fnv1.ReasonTimedOut)))
+			},
+		},
+		"logging disabled drops the logs and their truncation": {
+			w: world{exec: ruleExec("run", "p"), fn: ruleFunction(func(f *fnv1.Function) { f.Spec.Logging = ptr.To(false) }),
+				result: res(200, func(r *runner.Result) { r.Truncated = []string{"response", "stdout"} })},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Stdout", ""), HaveField("Stderr", ""), HaveField("Truncated", []string{"response"})))
+			},
+		},
+		"what the runner cut is listed with what the record cut, once": {
+			w: world{exec: ruleExec("run", "p"), result: res(200, func(r *runner.Result) {
+				r.Stdout = strings.Repeat("o", 100)
+				r.Truncated = []string{"response", "stdout"}
+			})},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st.Truncated).To(Equal([]string{"response", "stdout"}))
+				g.Expect(st.Stdout).To(HavePrefix("[WARNING] Logs truncated."))
+			},
+		},
+		"a failure reads as a 500": {
+			w:       world{exec: func() *fnv1.Execution { e := ruleExec("run", "p"); e.Status.StartTime = &started; return e }()},
+			failure: &problem{fnv1.ReasonPodLost, "gone"},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Status", fnv1.PhaseFailed), HaveField("Reason", fnv1.ReasonPodLost),
+					HaveField("StatusCode", int32(500)), HaveField("Stderr", "gone"), HaveField("Duration", 2.0),
+					HaveField("JobName", "run"), HaveField("PodName", "p")))
+				g.Expect(st.CompletionTime.Time).To(Equal(ruleNow))
+				g.Expect(st.Conditions).To(ConsistOf(And(HaveField("Status", metav1.ConditionFalse), HaveField("Reason", fnv1.ReasonPodLost))))
+			},
+		},
+		"a running function": {
+			w: world{exec: ruleExec("run", ""), job: &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "run"}}, pod: runningPod},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Status", fnv1.PhaseProcessing), HaveField("StartTime", &started), HaveField("PodName", "run-abcde")))
+				g.Expect(st.Conditions).To(ConsistOf(HaveField("Status", metav1.ConditionUnknown)))
+			},
+		},
+		"waiting for the function": {
+			w:     world{exec: ruleExec("", ""), awaitFunction: time.Second},
+			check: waitingWith("waiting for the function to be created"),
+		},
+		"waiting for the job": {w: world{exec: ruleExec("", ""), fn: ruleFunction(nil)}, check: waitingWith("creating the job")},
+		"waiting for the pod": {w: world{exec: ruleExec("", ""), job: &batchv1.Job{}}, check: waitingWith("waiting for the pod to be created")},
+		"waiting for an image": {
+			w:     world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil, waiting("ErrImagePull"))},
+			check: waitingWith("ErrImagePull: details"),
+		},
+		"waiting for the start": {
+			w:     world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, waiting("PodInitializing"), nil)},
+			check: waitingWith("waiting for the function to start"),
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tc.check(NewWithT(t), desiredStatus(tc.w, tc.failure, ruleNow, 60))
+		})
+	}
+}
+
+func waitingWith(message string) func(Gomega, fnv1.ExecutionStatus) {
+	return func(g Gomega, st fnv1.ExecutionStatus) {
+		g.Expect(st).To(And(HaveField("Status", fnv1.PhaseWaiting), HaveField("Message", message), HaveField("CompletionTime", BeNil())))
+	}
+}
+
+func TestBuildJob(t *testing.T) {
+	rf := resolvedFunction{Image: "node:20", Command: []string{"node", "index.js"}}
+	opts := JobOptions{RunnerImage: testRunnerImage, StartupGrace: 30 * time.Second}
+	for name, tc := range map[string]struct {
+		fn    func(*fnv1.Function)
+		exec  func(*fnv1.Execution)
+		opts  func(*JobOptions)
+		check func(g Gomega, job *batchv1.Job)
+	}{
+		"restricted and run once": {check: func(g Gomega, job *batchv1.Job) {
+			g.Expect(job.ObjectMeta).To(And(HaveField("Name", "run"), HaveField("Namespace", "ns"), HaveField("OwnerReferences", BeEmpty())))
+			g.Expect(job.Labels).To(Equal(map[string]string{labelExecution: "run", labelFunction: "fn", "app.kubernetes.io/managed-by": "kfn"}))
+			g.Expect(job.Spec.Template.Labels).To(Equal(job.Labels))
+			g.Expect(job.Spec.BackoffLimit).To(Equal(ptr.To[int32](0)))
+			pod := job.Spec.Template.Spec
+			g.Expect(pod).To(And(HaveField("RestartPolicy", corev1.RestartPolicyNever),
+				HaveField("AutomountServiceAccountToken", ptr.To(false)), HaveField("EnableServiceLinks", ptr.To(false))))
+			g.Expect(*pod.SecurityContext).To(And(HaveField("RunAsNonRoot", ptr.To(true)), HaveField("RunAsUser", ptr.To[int64](nonRootID)),
+				HaveField("SeccompProfile.Type", corev1.SeccompProfileTypeRuntimeDefault)))
+			for _, c := range append(pod.InitContainers, pod.Containers...) {
+				g.Expect(*c.SecurityContext).To(And(HaveField("AllowPrivilegeEscalation", ptr.To(false)),
+					HaveField("ReadOnlyRootFilesystem", ptr.To(true)), HaveField("Capabilities.Drop", []corev1.Capability{"ALL"})), c.Name)
+			}
+			g.Expect(pod.Containers).To(ConsistOf(And(HaveField("Name", functionContainer), HaveField("Image", "node:20"),
+				HaveField("Command", []string{contract.Runner, "run", "--", "node", "index.js"}),
+				HaveField("TerminationMessagePolicy", corev1.TerminationMessageReadFile))))
+		}},
+		"the deadline is the timeout plus the startup grace": {check: func(g Gomega, job *batchv1.Job) {
+			g.Expect(job.Spec.ActiveDeadlineSeconds).To(Equal(ptr.To[int64](37)))
+		}},
+		"the default timeout": {
+			fn: func(f *fnv1.Function) { f.Spec.Timeout = 0 },
+			check: func(g Gomega, job *batchv1.Job) {
+				g.Expect(job.Spec.ActiveDeadlineSeconds).To(Equal(ptr.To[int64](45)))
+				g.Expect(envValue(job.Spec.Template.Spec.Containers[0].Env, contract.EnvTimeout)).To(HaveField("Value", "15"))
+			},
+		},
+		"the environment": {
+			fn: func(f *fnv1.Function) {
+				f.Spec.Runtime = "node-20"
+				f.Spec.Variables = []fnv1.Variable{{Name: "GREETING", Value: ptr.To("hi")}}
+			},
+			exec: func(e *fnv1.Execution) {
+				e.Spec.Data, e.Spec.UserID, e.Spec.Trigger = "payload", "u1", fnv1.TriggerHTTP
+				e.Spec.Headers = map[string]string{"x-a": "b"}
+			},
+			check: func(g Gomega, job *batchv1.Job) {
+				env := map[string]string{}
+				for _, v := range job.Spec.Template.Spec.Containers[0].Env {
+					env[v.Name] = v.Value
+				}
+				g.Expect(env).To(Equal(map[string]string{
+					"GREETING": "hi", contract.EnvFunctionID: "fn", contract.EnvFunctionName: "fn", contract.EnvExecutionID: "run",
+					contract.EnvTrigger: "http", contract.EnvRuntimeName: "node-20", contract.EnvData: "payload",
+					contract.EnvEvent: "", contract.EnvEventData: "", contract.EnvUserID: "u1", contract.EnvProjectID: "ns",
+					contract.EnvRequestMethod: "POST", contract.EnvRequestPath: "/", contract.EnvRequestHeaders: `{"x-a":"b"}`,
+					contract.EnvTimeout: "7", contract.EnvIODir: contract.IODir, "HOME": contract.HomeDir,
+				}))
+			},
+		},
+		"the caller's JWT is referenced": {
+			exec: func(e *fnv1.Execution) { e.Spec.JWTSecretName = "run-jwt" },
+			check: func(g Gomega, job *batchv1.Job) {
+				jwt := envValue(job.Spec.Template.Spec.Containers[0].Env, contract.EnvJWT)
+				g.Expect(jwt).To(HaveField("ValueFrom.SecretKeyRef", And(HaveField("Name", "run-jwt"), HaveField("Key", contract.JWTSecretKey))))
+			},
+		},
+		"a large body is projected": {
+			exec: func(e *fnv1.Execution) { e.Spec.BodySecrets = []string{"b-0", "b-1"} },
+			check: func(g Gomega, job *batchv1.Job) {
+				c := job.Spec.Template.Spec.Containers[0]
+				g.Expect(envValue(c.Env, contract.EnvRequestBodyDir)).To(HaveField("Value", contract.RequestBodyDir))
+				g.Expect(c.VolumeMounts).To(ContainElement(And(HaveField("Name", bodyVolume), HaveField("ReadOnly", true))))
+				g.Expect(job.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("VolumeSource.Projected.Sources", HaveLen(2))))
+			},
+		},
+		"the runner comes from an init container": {check: func(g Gomega, job *batchv1.Job) {
+			pod := job.Spec.Template.Spec
+			g.Expect(pod.InitContainers).To(ConsistOf(And(HaveField("Image", testRunnerImage),
+				HaveField("Command", []string{contract.RunnerImageBinary, "copy-self", contract.InstalledRunner}))))
+			g.Expect(volumeNames(pod.Volumes)).To(Equal([]string{runnerVolume, tmpVolume}))
+		}},
+		"the runner comes from an image volume": {
+			opts: func(o *JobOptions) { o.RunnerDelivery = DeliverByImageVolume },
+			check: func(g Gomega, job *batchv1.Job) {
+				pod := job.Spec.Template.Spec
+				g.Expect(pod.InitContainers).To(BeEmpty())
+				g.Expect(volumeNames(pod.Volumes)).To(Equal([]string{runnerVolume, tmpVolume, imageVolume}))
+				g.Expect(pod.Containers[0].Command[0]).To(Equal(contract.ImageRunner))
+			},
+		},
+		"inline code is mounted from its secret": {
+			fn: func(f *fnv1.Function) { f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"index.js": ""}} },
+			check: func(g Gomega, job *batchv1.Job) {
+				pod := job.Spec.Template.Spec
+				g.Expect(pod.Volumes).To(ContainElement(HaveField("VolumeSource.Secret.SecretName", "fn-code")))
+				g.Expect(pod.Containers[0].WorkingDir).To(Equal(contract.CodeDir))
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fn := ruleFunction(tc.fn)
+			exec := ruleExec("", "")
+			if tc.exec != nil {
+				tc.exec(exec)
+			}
+			o := opts
+			if tc.opts != nil {
+				tc.opts(&o)
+			}
+			tc.check(NewWithT(t), buildJob(exec, fn, rf, o))
+		})
+	}
+}
+
+func volumeNames(volumes []corev1.Volume) []string {
+	var names []string
+	for _, v := range volumes {
+		names = append(names, v.Name)
+	}
+	return names
+}
