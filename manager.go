@@ -7,10 +7,10 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -24,6 +24,7 @@ import (
 type managerOptions struct {
 	metricsAddr    string
 	probeAddr      string
+	pprofAddr      string
 	leaderElect    bool
 	runnerImage    string
 	runnerDelivery string
@@ -44,6 +45,7 @@ func runManager(args []string) int {
 	fs := flag.NewFlagSet("kfn manager", flag.ContinueOnError)
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health and readiness probes")
+	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "serve Go's pprof profiles (/debug/pprof/) on this address, for memory and CPU investigations (empty: off)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
 	fs.StringVar(&o.runnerImage, "runner-image", envOr("KFN_RUNNER_IMAGE", "kfn.dev/kfn:dev"), "image holding the kfn binary, copied into every function pod")
 	fs.StringVar(&o.runnerDelivery, "runner-delivery", string(controllers.DeliverByInitContainer),
@@ -83,26 +85,50 @@ func startManager(ctx context.Context, o managerOptions) error {
 			return err
 		}
 	}
-	cfg := ctrl.GetConfigOrDie()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	watch, err := controllers.ParseWatchResources(o.watchResources)
+	if err != nil {
+		return fmt.Errorf("--watch-resources: %w", err)
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 kube.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress: o.probeAddr,
+		PprofBindAddress:       o.pprofAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "kfn-manager.functions.kfn.dev",
 		// Hand the lease over on shutdown so a rollout's new pod need not
 		// wait out the lease: the manager exits right after it stops.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{ByObject: kube.ManagedObjectsOnly()},
+		// Finished Executions are cached trimmed, so memory follows live
+		// work rather than the stored history.
+		Cache: kube.CacheOptions(kube.Operator),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	clientset, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
+	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
+	if err := kube.IndexUnfinishedExecutions(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	if err := setUpExecutionControllers(mgr, o, catalog, delivery); err != nil {
+		return err
+	}
+	if err := setUpTriggerControllers(mgr, o, watch); err != nil {
+		return err
+	}
+	if err := setUpChecks(mgr, o); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// setUpExecutionControllers adds the controllers that run Executions and
+// keep Functions (code, readiness, history).
+func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog controllers.RuntimeCatalog, delivery controllers.RunnerDelivery) error {
+	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
 		return err
 	}
 	if err := (&controllers.ExecutionReconciler{
@@ -118,7 +144,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := (&controllers.FunctionReconciler{
+	return (&controllers.FunctionReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
@@ -126,15 +152,15 @@ func startManager(ctx context.Context, o managerOptions) error {
 		Runtimes:  catalog,
 		Retention: o.retention,
 		Clock:     clock.RealClock{},
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	watch, err := controllers.ParseWatchResources(o.watchResources)
-	if err != nil {
-		return fmt.Errorf("--watch-resources: %w", err)
-	}
+	}).SetupWithManager(mgr)
+}
+
+// setUpTriggerControllers adds the controllers that create Executions from
+// events and schedules.
+func setUpTriggerControllers(mgr ctrl.Manager, o managerOptions, watch []schema.GroupVersionResource) error {
 	if err := (&controllers.EventReconciler{
 		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
 		Scheme:       mgr.GetScheme(),
 		Recorder:     mgr.GetEventRecorder("kfn-events"),
 		Clock:        clock.RealClock{},
@@ -143,14 +169,17 @@ func startManager(ctx context.Context, o managerOptions) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := (&controllers.ScheduleReconciler{
+	return (&controllers.ScheduleReconciler{
 		Client:   mgr.GetClient(),
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("kfn-schedule"),
 		Clock:    clock.RealClock{},
-	}).SetupWithManager(mgr); err != nil {
-		return err
-	}
+	}).SetupWithManager(mgr)
+}
+
+// setUpChecks adds the probes, and the facade when it is served here: the
+// manager is ready once the facade is.
+func setUpChecks(mgr ctrl.Manager, o managerOptions) error {
 	ready := healthz.Checker(healthz.Ping)
 	if o.apiserver.BindAddress != "" {
 		facade, err := apiserver.SetupWithManager(mgr, o.apiserver)
@@ -162,10 +191,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", ready); err != nil {
-		return err
-	}
-	return mgr.Start(ctx)
+	return mgr.AddReadyzCheck("readyz", ready)
 }
 
 func envOr(name, fallback string) string {

@@ -71,8 +71,8 @@ type EventReconciler struct {
 	// payloadSource), so an event's payload is the whole record.
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
-	Recorder recorder.EventRecorder
-	Clock    clock.PassiveClock
+	Recorder  recorder.EventRecorder
+	Clock     clock.PassiveClock
 	// Resources are the Kubernetes resources whose changes are events, as
 	// <resource>.<namespace>.<name>.<action>. The operator needs get, list
 	// and watch on them, granted separately.

@@ -75,6 +75,7 @@ func TestConfigMapChangeTriggersOneExecution(t *testing.T) {
 	createFunction(t, ns, "on-any-create", func(f *fnv1.Function) {
 		f.Spec.Events = []string{"configmaps.*.*.create"}
 	})
+	waitForReady(t, ns, "on-settings", "on-any-create")
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app.settings", Namespace: ns}, Data: map[string]string{"mode": "slow"}}
 	g.Expect(k8s.Create(bg, cm)).To(Succeed())
 	g.Eventually(countOf(t, ns, "on-any-create"), eventually, poll).Should(Equal(1))
@@ -110,6 +111,7 @@ func TestConfigMapChangeTriggersOneExecution(t *testing.T) {
 	// Other namespaces do not hear it.
 	other := newNamespace(t)
 	createFunction(t, other, "elsewhere", func(f *fnv1.Function) { f.Spec.Events = []string{"configmaps.*.*.update"} })
+	waitForReady(t, other, "elsewhere")
 	cm.Data["mode"] = "faster"
 	g.Expect(k8s.Update(bg, cm)).To(Succeed())
 	g.Eventually(countOf(t, ns, "on-settings"), eventually, poll).Should(Equal(2))
@@ -123,6 +125,7 @@ func TestAnotherFunctionsExecutionTriggersOneExecution(t *testing.T) {
 	createFunction(t, ns, "listener", func(f *fnv1.Function) {
 		f.Spec.Events = []string{"functions.source.executions.*.create"}
 	})
+	waitForReady(t, ns, "source", "listener")
 	createExecution(t, ns, "run-1", "source", nil)
 	g.Eventually(countOf(t, ns, "listener"), eventually, poll).Should(Equal(1))
 	// run-1 moves on to waiting (an update event): the listener wants creates only.
@@ -143,6 +146,7 @@ func TestFunctionIsNotTriggeredByItsOwnExecutions(t *testing.T) {
 	createFunction(t, ns, "narcissus", func(f *fnv1.Function) {
 		f.Spec.Events = []string{"functions.*.executions.*", "functions.narcissus.executions.*.create"}
 	})
+	waitForReady(t, ns, "narcissus")
 	createExecution(t, ns, "first", "narcissus", nil)
 	waitForStatus(t, ns, "first", fnv1.PhaseWaiting)
 	g.Consistently(countOf(t, ns, "narcissus"), 3*time.Second, poll).Should(Equal(1))
@@ -155,6 +159,7 @@ func TestEventChainsStop(t *testing.T) {
 	ns := newNamespace(t)
 	createFunction(t, ns, "ping", func(f *fnv1.Function) { f.Spec.Events = []string{"functions.pong.executions.*.create"} })
 	createFunction(t, ns, "pong", func(f *fnv1.Function) { f.Spec.Events = []string{"functions.ping.executions.*.create"} })
+	waitForReady(t, ns, "ping", "pong")
 	createExecution(t, ns, "serve", "ping", nil)
 	total := func() int { return len(executionNames(t, ns)) }
 	g.Eventually(total, eventually, poll).Should(Equal(1 + maxEventDepth))
@@ -167,6 +172,7 @@ func TestFunctionEvents(t *testing.T) {
 	ns := newNamespace(t)
 	createFunction(t, ns, "auditor", func(f *fnv1.Function) { f.Spec.Events = []string{"functions.*.update", "functions.*.delete"} })
 	createFunction(t, ns, "target", nil)
+	waitForReady(t, ns, "auditor", "target")
 	g.Consistently(countOf(t, ns, "auditor"), time.Second, poll).Should(Equal(0), "creation is not subscribed")
 
 	fn := getFunction(t, ns, "target")

@@ -48,7 +48,7 @@ type ExecutionReconciler struct {
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile moves an Execution through its phases in steps: resolve its
@@ -61,7 +61,9 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if exec.Status.Status.IsFinished() {
-		return ctrl.Result{}, r.deleteJob(ctx, exec)
+		// Only cleanup is left. exec may be a trimmed cached copy
+		// (kube.CacheOptions): it is never written back.
+		return ctrl.Result{}, r.cleanUp(ctx, exec, false)
 	}
 	fn, err := r.function(ctx, exec)
 	if err != nil {
@@ -91,12 +93,14 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 
 	status := desiredStatus(w, failure, r.Clock.Now(), r.MaxRecordBytes)
-	if err := r.writeStatus(ctx, exec, status); err != nil {
+	if onlyPodAppeared(exec.Status, status, w.pod) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.writeRecord(ctx, exec, status); err != nil {
 		return ctrl.Result{}, err
 	}
 	if status.Status.IsFinished() {
-		// The record is durable now; the Job and its pod are no longer needed.
-		return ctrl.Result{}, r.deleteJob(ctx, exec)
+		return ctrl.Result{}, r.cleanUp(ctx, exec, true)
 	}
 	// A Function that appears wakes its Executions; the requeue ends the wait.
 	return ctrl.Result{RequeueAfter: w.awaitFunction}, nil
@@ -187,7 +191,7 @@ func (r *ExecutionReconciler) observe(ctx context.Context, exec *fnv1.Execution,
 	if w.job == nil {
 		return w, nil
 	}
-	if w.pod, err = r.pod(ctx, exec); err != nil || w.pod == nil {
+	if w.pod, err = r.pod(ctx, exec, w.job); err != nil || w.pod == nil {
 		return w, err
 	}
 	if cs := functionStatus(w.pod); cs != nil && cs.State.Terminated != nil {
@@ -241,21 +245,26 @@ func (r *ExecutionReconciler) job(ctx context.Context, exec *fnv1.Execution) (*b
 	return job, nil
 }
 
-// pod returns the Execution's pod. With backoffLimit 0 there is at most one.
-func (r *ExecutionReconciler) pod(ctx context.Context, exec *fnv1.Execution) (*corev1.Pod, error) {
+// pod returns the Execution's pod: one its Job controls. Anyone who can
+// create pods can label one for the Execution, so only the controller
+// reference to the Job's UID is trusted. With backoffLimit 0 there is at
+// most one.
+func (r *ExecutionReconciler) pod(ctx context.Context, exec *fnv1.Execution, job *batchv1.Job) (*corev1.Pod, error) {
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(exec.Namespace), client.MatchingLabels{labelExecution: exec.Name}); err != nil {
 		return nil, err
 	}
-	if len(pods.Items) > 0 {
-		return &pods.Items[0], nil
+	for i := range pods.Items {
+		if metav1.IsControlledBy(&pods.Items[i], job) {
+			return &pods.Items[i], nil
+		}
 	}
 	if exec.Status.PodName == "" {
 		return nil, nil
 	}
 	pod := &corev1.Pod{}
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: exec.Namespace, Name: exec.Status.PodName}, pod)
-	if err != nil {
+	if err != nil || !metav1.IsControlledBy(pod, job) {
 		return nil, client.IgnoreNotFound(err)
 	}
 	return pod, nil
@@ -263,7 +272,7 @@ func (r *ExecutionReconciler) pod(ctx context.Context, exec *fnv1.Execution) (*c
 
 // result reads the runner's report from the termination message, or from
 // the container log when it did not fit there. The problem says why an
-// ended container left no result.
+// ended container left no result the runner can have written.
 func (r *ExecutionReconciler) result(ctx context.Context, pod *corev1.Pod, term *corev1.ContainerStateTerminated) (*runner.Result, *problem, error) {
 	res, err := runner.ParseTerminationMessage(term.Message)
 	if err != nil {
@@ -273,18 +282,16 @@ func (r *ExecutionReconciler) result(ctx context.Context, pod *corev1.Pod, term 
 		}
 		return nil, &problem{fnv1.ReasonNoResult, fmt.Sprintf("%s: %v", msg, err)}, nil
 	}
-	if !res.InLog {
-		return res, nil, nil
+	if res.InLog {
+		var p *problem
+		if res, p, err = r.logResult(ctx, pod, res); res == nil {
+			return nil, p, err
+		}
 	}
-	raw, err := r.Logs.ContainerLog(ctx, pod.Namespace, pod.Name, functionContainer)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading the result from the log of pod %s: %w", pod.Name, err)
+	if p := untrusted(res, pod, term); p != nil {
+		return nil, p, nil
 	}
-	full, err := runner.ParseLog(raw)
-	if err != nil {
-		return nil, &problem{fnv1.ReasonNoResult, fmt.Sprintf("the runner's log in pod %s holds no result: %v", pod.Name, err)}, nil
-	}
-	return full, nil, nil
+	return res, nil, nil
 }
 
 func (r *ExecutionReconciler) createJob(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction) (*batchv1.Job, error) {
@@ -296,7 +303,6 @@ func (r *ExecutionReconciler) createJob(ctx context.Context, exec *fnv1.Executio
 		r.Recorder.Eventf(exec, nil, corev1.EventTypeWarning, "JobCreateFailed", "CreateJob", "creating job %s: %v", job.Name, err)
 		return nil, err
 	}
-	r.Recorder.Eventf(exec, job, corev1.EventTypeNormal, "JobCreated", "CreateJob", "created job %s", job.Name)
 	return job, nil
 }
 
@@ -315,13 +321,12 @@ func (r *ExecutionReconciler) writeStatus(ctx context.Context, exec *fnv1.Execut
 	return nil
 }
 
+// recordTransition records how a run ended as a Kubernetes Event: Normal
+// on completion, Warning on failure. The phases before it are in the
+// status; an Event for each would cost every execution more API writes.
 func (r *ExecutionReconciler) recordTransition(exec *fnv1.Execution) {
 	st := exec.Status
 	switch st.Status {
-	case fnv1.PhaseScheduled:
-		r.Recorder.Eventf(exec, nil, corev1.EventTypeNormal, st.Reason, "Schedule", "%s", st.Message)
-	case fnv1.PhaseProcessing:
-		r.Recorder.Eventf(exec, nil, corev1.EventTypeNormal, "Started", "Run", "the function started in pod %s", st.PodName)
 	case fnv1.PhaseCompleted:
 		observeFinished(&st)
 		r.Recorder.Eventf(exec, nil, corev1.EventTypeNormal, st.Reason, "Run", "%s in %.3fs", st.Message, st.Duration)
@@ -329,6 +334,71 @@ func (r *ExecutionReconciler) recordTransition(exec *fnv1.Execution) {
 		observeFinished(&st)
 		r.Recorder.Eventf(exec, nil, corev1.EventTypeWarning, st.Reason, "Run", "%s", st.Message)
 	}
+}
+
+// onlyPodAppeared reports whether the new status differs from the recorded
+// one only by the pod the Job just made, which nobody waits for: the write
+// is saved, and the function starting (or a reason the pod is stuck)
+// records the pod a moment later.
+func onlyPodAppeared(recorded, next fnv1.ExecutionStatus, pod *corev1.Pod) bool {
+	return recorded.Status == fnv1.PhaseWaiting && next.Status == fnv1.PhaseWaiting &&
+		recorded.JobName != "" && recorded.JobName == next.JobName && recorded.PodName == "" &&
+		pod != nil && waitingReason(pod) == ""
+}
+
+// cleanUp deletes what a finished Execution no longer needs once its record
+// is written: the Job with its pod, and the request's Secrets. justFinished
+// says the record was written in this reconcile.
+func (r *ExecutionReconciler) cleanUp(ctx context.Context, exec *fnv1.Execution, justFinished bool) error {
+	if err := r.deleteJob(ctx, exec); err != nil {
+		return err
+	}
+	return r.deleteRequestSecrets(ctx, exec, justFinished)
+}
+
+// deleteRequestSecrets deletes the request's Secrets the Execution owns (see
+// adoptSecrets): the caller's JWT and a body of up to 10 MiB would otherwise
+// stay in etcd as long as the record. Right after the record is written a
+// Secret the cache lacks (one kfn did not make) is looked up on the API
+// server; later reconciles of the record (every restart makes one each) ask
+// only the cache, so the stored history costs no API reads. A Secret left
+// behind still goes with the record.
+func (r *ExecutionReconciler) deleteRequestSecrets(ctx context.Context, exec *fnv1.Execution, justFinished bool) error {
+	names := append([]string{exec.Spec.JWTSecretName}, exec.Spec.BodySecrets...)
+	for _, name := range names {
+		if name == "" {
+			continue
+		}
+		secret := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: exec.Namespace, Name: name}
+		err := r.Get(ctx, key, secret)
+		if apierrors.IsNotFound(err) && justFinished {
+			err = r.APIReader.Get(ctx, key, secret)
+		}
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return err
+		}
+		if secret.DeletionTimestamp != nil || !ownedBy(secret, exec) {
+			continue
+		}
+		if err := r.Delete(ctx, secret, client.Preconditions{UID: &secret.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting request secret %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ownedBy reports whether owner, this very object (its UID), owns obj.
+func ownedBy(obj, owner client.Object) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.UID == owner.GetUID() {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *ExecutionReconciler) deleteJob(ctx context.Context, exec *fnv1.Execution) error {
@@ -374,7 +444,10 @@ func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // ones that may be waiting for it.
 func (r *ExecutionReconciler) waitingExecutions(ctx context.Context, fn client.Object) []ctrl.Request {
 	var execs fnv1.ExecutionList
-	if err := r.List(ctx, &execs, client.InNamespace(fn.GetNamespace()), client.MatchingFields{kube.ExecutionFunctionField: fn.GetName()}); err != nil {
+	// Runs on every change of a Function: only its unfinished Executions
+	// are listed, and only read, so the cache's objects are not copied.
+	if err := r.List(ctx, &execs, client.InNamespace(fn.GetNamespace()),
+		client.MatchingFields{kube.UnfinishedExecutionFunctionField: fn.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		log.FromContext(ctx).Error(err, "listing the executions of a function", "function", fn.GetName())
 		return nil
 	}

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/contract"
+	"github.com/kfn-dev/kfn/internal/runner"
 )
 
 func TestExecutionCreatesRestrictedJob(t *testing.T) {
@@ -93,8 +93,6 @@ func TestExecutionCreatesRestrictedJob(t *testing.T) {
 	g.Expect(code.Data).To(HaveKeyWithValue("main.sh", []byte("echo hi > $KFN_RESPONSE_FILE")))
 	g.Expect(metav1.IsControlledBy(code, fn)).To(BeTrue())
 	g.Expect(pod.Volumes).To(ContainElement(HaveField("VolumeSource.Secret.SecretName", "hello-code")))
-
-	g.Eventually(func() []string { return eventReasons(t, ns, "run-1") }, eventually, poll).Should(ContainElement("JobCreated"))
 }
 
 func TestExecutionLifecycleCapturesResultAndCleansUp(t *testing.T) {
@@ -127,8 +125,8 @@ func TestExecutionLifecycleCapturesResultAndCleansUp(t *testing.T) {
 	// Finished without waiting for the Job's own Complete condition, and
 	// the Job goes once the record is safe.
 	waitForGone(t, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "run", Namespace: ns}})
-	g.Eventually(func() []string { return eventReasons(t, ns, "run") }, eventually, poll).
-		Should(ContainElements("JobCreated", "Started", fnv1.ReasonCompleted))
+	// One Event per run, on how it ended: the phases before are in the status.
+	g.Eventually(func() []string { return eventReasons(t, ns, "run") }, eventually, poll).Should(ConsistOf(fnv1.ReasonCompleted))
 	// The record outlives the Job.
 	g.Consistently(func() fnv1.ExecutionPhase { return getExecution(t, ns, "run").Status.Status }, time.Second, 100*time.Millisecond).
 		Should(Equal(fnv1.PhaseCompleted))
@@ -228,12 +226,13 @@ func TestLargeResultIsReadFromTheLogAndCapped(t *testing.T) {
 	pod := startPod(t, job)
 
 	full := result(200, strings.Repeat("r", 10_000), strings.Repeat("o", 200_000)+"THE END", "")
-	line, err := json.Marshal(full)
+	line, msg, err := runner.Encode(&full)
 	g.Expect(err).NotTo(HaveOccurred())
-	testLogs.set(ns, pod.Name, append(line, '\n'))
-	header := full
-	header.Response, header.Stdout, header.InLog = "", "", true
-	setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, header))
+	testLogs.set(ns, pod.Name, append(append([]byte("\n"), line...), '\n'))
+	header, err := runner.ParseTerminationMessage(string(msg))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(header.InLog).To(BeTrue())
+	setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, *header))
 
 	exec := waitForStatus(t, ns, "run", fnv1.PhaseCompleted)
 	g.Expect(exec.Status.Response).To(Equal(full.Response), "a response within its share is kept whole")
@@ -394,4 +393,31 @@ func TestLargeBodyIsProjectedFromItsSecrets(t *testing.T) {
 		g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: name}, secret)).To(Succeed())
 		g.Expect(secret.OwnerReferences).To(ContainElement(HaveField("UID", getExecution(t, ns, "run").UID)), name)
 	}
+}
+
+// Anyone who can create pods can label one for an Execution: only the pod
+// its Job controls is read, so a pod with a forged result changes nothing.
+func TestForeignPodWithTheExecutionLabelIsIgnored(t *testing.T) {
+	g := NewWithT(t)
+	ns, job := runInNewNamespace(t)
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseWaiting)
+	for name, owners := range map[string][]metav1.OwnerReference{
+		"foreign": nil,
+		// Controlled by a live object, the Execution, but not by the Job.
+		"foreign-owned": {*metav1.NewControllerRef(exec, fnv1.GroupVersion.WithKind("Execution"))},
+	} {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: job.Spec.Template.Labels, OwnerReferences: owners},
+			Spec:       *job.Spec.Template.Spec.DeepCopy(),
+		}
+		g.Expect(k8s.Create(bg, pod)).To(Succeed())
+		setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, result(200, "FORGED", "", "")))
+	}
+	g.Consistently(func() fnv1.ExecutionStatus { return getExecution(t, ns, "run").Status }, 2*time.Second, poll).
+		Should(And(HaveField("Status", fnv1.PhaseWaiting), HaveField("PodName", "")))
+
+	pod := startPod(t, job)
+	setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, result(201, "true", "", "")))
+	done := waitForStatus(t, ns, "run", fnv1.PhaseCompleted)
+	g.Expect(done.Status).To(And(HaveField("PodName", pod.Name), HaveField("Response", "true"), HaveField("StatusCode", int32(201))))
 }

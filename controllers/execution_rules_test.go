@@ -251,10 +251,11 @@ func TestBuildJob(t *testing.T) {
 	rf := resolvedFunction{Image: "node:20", Command: []string{"node", "index.js"}}
 	opts := JobOptions{RunnerImage: testRunnerImage, StartupGrace: 30 * time.Second}
 	for name, tc := range map[string]struct {
-		fn    func(*fnv1.Function)
-		exec  func(*fnv1.Execution)
-		opts  func(*JobOptions)
-		check func(g Gomega, job *batchv1.Job)
+		fn       func(*fnv1.Function)
+		exec     func(*fnv1.Execution)
+		opts     func(*JobOptions)
+		resolved func(*resolvedFunction)
+		check    func(g Gomega, job *batchv1.Job)
 	}{
 		"restricted and run once": {check: func(g Gomega, job *batchv1.Job) {
 			g.Expect(job.ObjectMeta).To(And(HaveField("Name", "run"), HaveField("Namespace", "ns"), HaveField("OwnerReferences", BeEmpty())))
@@ -286,7 +287,7 @@ func TestBuildJob(t *testing.T) {
 		},
 		"the environment": {
 			fn: func(f *fnv1.Function) {
-				f.Spec.Runtime = "node-20"
+				f.Spec.Runtime, f.Spec.Contract = "node-20", "v2"
 				f.Spec.Variables = []fnv1.Variable{{Name: "GREETING", Value: ptr.To("hi")}}
 			},
 			exec: func(e *fnv1.Execution) {
@@ -304,6 +305,7 @@ func TestBuildJob(t *testing.T) {
 					contract.EnvEvent: "", contract.EnvEventData: "", contract.EnvUserID: "u1", contract.EnvProjectID: "ns",
 					contract.EnvRequestMethod: "POST", contract.EnvRequestPath: "/", contract.EnvRequestHeaders: `{"x-a":"b"}`,
 					contract.EnvTimeout: "7", contract.EnvIODir: contract.IODir, "HOME": contract.HomeDir,
+					contract.EnvFunctionContract: "v2", contract.EnvFunctionVariables: "GREETING",
 				}))
 			},
 		},
@@ -338,11 +340,26 @@ func TestBuildJob(t *testing.T) {
 				g.Expect(pod.Containers[0].Command[0]).To(Equal(contract.ImageRunner))
 			},
 		},
-		"inline code is mounted from its secret": {
-			fn: func(f *fnv1.Function) { f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"index.js": ""}} },
+		"a runtime image that holds the runner needs no init container": {
+			resolved: func(r *resolvedFunction) { r.Runner = "/opt/kfn/bin/kfn" },
 			check: func(g Gomega, job *batchv1.Job) {
 				pod := job.Spec.Template.Spec
-				g.Expect(pod.Volumes).To(ContainElement(HaveField("VolumeSource.Secret.SecretName", "fn-code")))
+				g.Expect(pod.InitContainers).To(BeEmpty())
+				g.Expect(volumeNames(pod.Volumes)).To(Equal([]string{runnerVolume, tmpVolume}))
+				g.Expect(pod.Containers[0].Command).To(Equal([]string{"/opt/kfn/bin/kfn", "run", "--", "node", "index.js"}))
+				g.Expect(pod.Containers[0].VolumeMounts).To(ContainElement(HaveField("MountPath", contract.RunnerDir)))
+			},
+		},
+		"inline code is mounted from its secret, folders included": {
+			fn: func(f *fnv1.Function) {
+				f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"index.js": "", "node_modules/pad/index.js": ""}}
+			},
+			check: func(g Gomega, job *batchv1.Job) {
+				pod := job.Spec.Template.Spec
+				g.Expect(pod.Volumes).To(ContainElement(HaveField("VolumeSource.Secret", And(HaveField("SecretName", "fn-code"),
+					HaveField("Items", Equal([]corev1.KeyToPath{{Key: "index.js", Path: "index.js"},
+						{Key: codeKey("node_modules/pad/index.js"), Path: "node_modules/pad/index.js"}}))))))
+				g.Expect(codeKey("node_modules/pad/index.js")).To(MatchRegexp(`^[-._a-zA-Z0-9]+$`))
 				g.Expect(pod.Containers[0].WorkingDir).To(Equal(contract.CodeDir))
 			},
 		},
@@ -357,7 +374,11 @@ func TestBuildJob(t *testing.T) {
 			if tc.opts != nil {
 				tc.opts(&o)
 			}
-			tc.check(NewWithT(t), buildJob(exec, fn, rf, o))
+			r := rf
+			if tc.resolved != nil {
+				tc.resolved(&r)
+			}
+			tc.check(NewWithT(t), buildJob(exec, fn, r, o))
 		})
 	}
 }

@@ -3,10 +3,8 @@ package controllers
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -39,7 +37,7 @@ func desiredStatus(w world, failure *problem, now time.Time, maxRecordBytes int)
 	running := functionRunning(w.pod)
 	switch {
 	case w.result != nil:
-		applyResult(&st, w.result, w.logging(), maxRecordBytes)
+		applyResult(&st, w.result, w.logging(), recordBudget(exec, maxRecordBytes))
 	case failure != nil:
 		fail(&st, failure, now)
 	case running != nil:
@@ -69,6 +67,8 @@ func scheduledStatus(exec *fnv1.Execution) fnv1.ExecutionStatus {
 	return st
 }
 
+// applyResult records the runner's result, its outputs and response
+// headers within maxRecordBytes of JSON.
 func applyResult(st *fnv1.ExecutionStatus, res *runner.Result, logging bool, maxRecordBytes int) {
 	st.Status = fnv1.PhaseCompleted
 	st.Reason = fnv1.ReasonCompleted
@@ -92,7 +92,7 @@ func applyResult(st *fnv1.ExecutionStatus, res *runner.Result, logging bool, max
 	if !logging {
 		stdout, stderr = "", ""
 	}
-	rec := fitRecord(res.Response, stdout, stderr, maxRecordBytes)
+	rec := fitRecord(res.Response, stdout, stderr, maxRecordBytes-headersJSONLen(res.ResponseHeaders))
 	st.Response, st.Stdout, st.Stderr = rec.response, rec.stdout, rec.stderr
 	st.Truncated = mergeTruncated(res.Truncated, rec.truncated, logging)
 }
@@ -194,69 +194,4 @@ func waitingMessage(w world) string {
 	default:
 		return "waiting for the function to start"
 	}
-}
-
-type record struct {
-	response, stdout, stderr string
-	truncated                []string
-}
-
-// fitRecord keeps response, stdout and stderr within budget bytes in
-// total, so the Execution stays far below etcd's request limit. Each field
-// gets an equal share and a share a field does not use goes to the others.
-// The response keeps its head (as Appwrite 1.0 does); logs keep their tail,
-// behind a warning.
-func fitRecord(response, stdout, stderr string, budget int) record {
-	sizes := fairShares([]int{len(response), len(stdout), len(stderr)}, budget)
-	rec := record{response: response, stdout: stdout, stderr: stderr}
-	if sizes[0] < len(response) {
-		rec.response = keepHead(response, sizes[0])
-		rec.truncated = append(rec.truncated, contract.OutputResponse)
-	}
-	if sizes[1] < len(stdout) {
-		rec.stdout = keepTail(stdout, sizes[1], contract.LogsTruncated)
-		rec.truncated = append(rec.truncated, contract.OutputStdout)
-	}
-	if sizes[2] < len(stderr) {
-		rec.stderr = keepTail(stderr, sizes[2], contract.ErrorsTruncated)
-		rec.truncated = append(rec.truncated, contract.OutputStderr)
-	}
-	return rec
-}
-
-// fairShares splits budget among wants: small wants are met in full and the
-// rest is shared equally among the larger ones.
-func fairShares(wants []int, budget int) []int {
-	order := make([]int, len(wants))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return wants[order[a]] < wants[order[b]] })
-	shares := make([]int, len(wants))
-	for n, i := range order {
-		share := budget / (len(wants) - n)
-		shares[i] = min(wants[i], share)
-		budget -= shares[i]
-	}
-	return shares
-}
-
-func keepHead(s string, n int) string {
-	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-func keepTail(s string, n int, marker func(limit int) string) string {
-	prefix := marker(n)
-	keep := n - len(prefix)
-	if keep <= 0 {
-		return keepHead(prefix, n)
-	}
-	start := len(s) - keep
-	for start < len(s) && !utf8.RuneStart(s[start]) {
-		start++
-	}
-	return prefix + s[start:]
 }

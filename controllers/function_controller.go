@@ -3,7 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -81,8 +81,8 @@ func (r *FunctionReconciler) syncCodeSecret(ctx context.Context, fn *fnv1.Functi
 		secret.Data = nil
 		secret.StringData = nil
 		secret.Data = make(map[string][]byte, len(fn.Spec.Code.Inline))
-		for name, content := range fn.Spec.Code.Inline {
-			secret.Data[name] = []byte(content)
+		for path, content := range fn.Spec.Code.Inline {
+			secret.Data[codeKey(path)] = []byte(content)
 		}
 		return controllerutil.SetControllerReference(fn, secret, r.Scheme)
 	})
@@ -178,9 +178,12 @@ func patchFunctionStatus(ctx context.Context, c client.Client, fn *fnv1.Function
 
 // pruneHistory deletes the oldest finished Executions beyond the limits and
 // those past the retention, and says when the next one expires (0: none).
+//
+// It runs after every finished execution, so the list is not copied out of
+// the cache: its Executions are only read (and deleted), never changed.
 func (r *FunctionReconciler) pruneHistory(ctx context.Context, fn *fnv1.Function) (nextExpiry time.Duration, err error) {
-	var execs fnv1.ExecutionList
-	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{kube.ExecutionFunctionField: fn.Name}); err != nil {
+	execs, err := kube.ListExecutionsOf(ctx, r, fn.Namespace, fn.Name, client.UnsafeDisableDeepCopy)
+	if err != nil {
 		return 0, err
 	}
 	var completed, failed []*fnv1.Execution
@@ -232,12 +235,14 @@ func (r *FunctionReconciler) deleteExecution(ctx context.Context, e *fnv1.Execut
 	return client.IgnoreNotFound(r.Delete(ctx, e, client.Preconditions{UID: &e.UID}))
 }
 
-// oldestBeyond returns the executions past the newest keep ones.
+// oldestBeyond returns the executions past the newest keep ones. It sorts
+// (pointers only) just when some are beyond, that is rarely more than the
+// limit plus the few that finished since the last prune.
 func oldestBeyond(execs []*fnv1.Execution, keep int) []*fnv1.Execution {
 	if len(execs) <= keep {
 		return nil
 	}
-	sort.Slice(execs, func(i, j int) bool { return finishedAt(execs[i]).After(finishedAt(execs[j]).Time) })
+	slices.SortFunc(execs, func(a, b *fnv1.Execution) int { return finishedAt(b).Compare(finishedAt(a).Time) })
 	return execs[keep:]
 }
 

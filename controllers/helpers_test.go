@@ -10,6 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,6 +41,23 @@ func createFunction(t *testing.T, ns, name string, mutate func(*fnv1.Function)) 
 	}
 	gomega.NewWithT(t).Expect(k8s.Create(bg, fn)).To(gomega.Succeed())
 	return fn
+}
+
+// waitForReady waits until the Functions report Ready. The operator wrote
+// that after reading them from its cache, so events of objects made
+// afterwards reach them: an event that comes before the cache has seen a
+// new Function is not delivered to it (a documented limitation).
+func waitForReady(t *testing.T, ns string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		gomega.NewWithT(t).Eventually(func() bool {
+			fn := &fnv1.Function{}
+			if err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: name}, fn); err != nil {
+				return false
+			}
+			return meta.IsStatusConditionTrue(fn.Status.Conditions, fnv1.FunctionReady)
+		}, eventually, poll).Should(gomega.BeTrue(), "function %s/%s is not Ready", ns, name)
+	}
 }
 
 func createExecution(t *testing.T, ns, name, function string, mutate func(*fnv1.Execution)) *fnv1.Execution {

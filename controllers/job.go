@@ -3,7 +3,9 @@ package controllers
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -67,7 +69,7 @@ func buildJob(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, opts
 	}
 	deadline := int64(fn.TimeoutSeconds()) + int64(opts.StartupGrace/time.Second)
 	pod := podSpec(fn)
-	runner, runnerMounts := deliverRunner(&pod, opts)
+	runner, runnerMounts := deliverRunner(&pod, rf, opts)
 	container := functionContainerSpec(exec, fn, rf, runner, runnerMounts)
 	if len(exec.Spec.BodySecrets) > 0 {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: bodyVolume, VolumeSource: bodyVolumeSource(exec.Spec.BodySecrets)})
@@ -123,9 +125,13 @@ func podSpec(fn *fnv1.Function) corev1.PodSpec {
 }
 
 // deliverRunner adds to pod what brings the runner in, and returns the
-// runner's path and the mounts the function container needs for it.
-func deliverRunner(pod *corev1.PodSpec, opts JobOptions) (runner string, mounts []corev1.VolumeMount) {
+// runner's path and the mounts the function container needs for it. The
+// runner's directory also holds the IO files, so it is mounted either way.
+func deliverRunner(pod *corev1.PodSpec, rf resolvedFunction, opts JobOptions) (runner string, mounts []corev1.VolumeMount) {
 	mounts = []corev1.VolumeMount{{Name: runnerVolume, MountPath: contract.RunnerDir}}
+	if rf.Runner != "" {
+		return rf.Runner, mounts
+	}
 	if opts.RunnerDelivery != DeliverByImageVolume {
 		pod.InitContainers = []corev1.Container{installRunner(opts.RunnerImage)}
 		return contract.Runner, mounts
@@ -187,7 +193,7 @@ func codeVolumeSource(fn *fnv1.Function) *corev1.VolumeSource {
 	case code == nil:
 		return nil
 	case code.Inline != nil:
-		return &corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: codeSecretName(fn.Name)}}
+		return &corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: codeSecretName(fn.Name), Items: inlineCodeItems(code.Inline)}}
 	case code.SecretRef != nil:
 		return &corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: code.SecretRef.Name}}
 	case code.ConfigMapRef != nil:
@@ -245,6 +251,8 @@ func executionEnv(exec *fnv1.Execution, fn *fnv1.Function) []corev1.EnvVar {
 		corev1.EnvVar{Name: contract.EnvRequestHeaders, Value: headers},
 		corev1.EnvVar{Name: contract.EnvTimeout, Value: strconv.Itoa(int(fn.TimeoutSeconds()))},
 		corev1.EnvVar{Name: contract.EnvIODir, Value: contract.IODir},
+		corev1.EnvVar{Name: contract.EnvFunctionContract, Value: fn.Spec.Contract},
+		corev1.EnvVar{Name: contract.EnvFunctionVariables, Value: variableNames(fn)},
 		corev1.EnvVar{Name: "HOME", Value: contract.HomeDir},
 	)
 	if exec.Spec.JWTSecretName != "" {
@@ -256,4 +264,25 @@ func executionEnv(exec *fnv1.Execution, fn *fnv1.Function) []corev1.EnvVar {
 		}})
 	}
 	return env
+}
+
+// variableNames lists the function's own variables for the v2 contract's
+// req.variables, which must not include the platform's.
+func variableNames(fn *fnv1.Function) string {
+	names := make([]string, len(fn.Spec.Variables))
+	for i, v := range fn.Spec.Variables {
+		names[i] = v.Name
+	}
+	return strings.Join(names, ",")
+}
+
+// inlineCodeItems places each inline file at its path; a path with folders
+// is stored under a key a Secret accepts (see codeKey).
+func inlineCodeItems(files map[string]string) []corev1.KeyToPath {
+	items := make([]corev1.KeyToPath, 0, len(files))
+	for path := range files {
+		items = append(items, corev1.KeyToPath{Key: codeKey(path), Path: path})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].Path < items[j].Path })
+	return items
 }

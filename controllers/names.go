@@ -4,12 +4,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // Labels and names shared by the objects kfn creates.
 const (
 	labelExecution = "functions.kfn.dev/execution"
-	labelFunction  = "functions.kfn.dev/function"
+	// labelFunction marks a Function's code Secret: the operator's cache
+	// keeps the data of Secrets with it (kube.CacheOptions).
+	labelFunction = kube.LabelFunction
 	// functionContainer runs the user's code under the runner.
 	functionContainer = "function"
 	// installContainer copies the runner into the pod.
@@ -29,6 +33,17 @@ func jobName(executionName string) string {
 // codeSecretName is the Secret holding a Function's inline code.
 func codeSecretName(functionName string) string {
 	return shortName(functionName, "-code", 253)
+}
+
+// codeKey is the key of an inline code file in the Function's code Secret:
+// its name when it has no folder, else a hash of its path, since Secret
+// keys cannot hold '/'. The code volume maps each key back to its path.
+func codeKey(path string) string {
+	if !strings.Contains(path, "/") {
+		return path
+	}
+	sum := sha256.Sum256([]byte(path))
+	return "path-" + hex.EncodeToString(sum[:])[:32]
 }
 
 // shortName returns name+suffix, replacing the end of name with a hash of

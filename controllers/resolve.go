@@ -10,6 +10,8 @@ import (
 type resolvedFunction struct {
 	Image   string
 	Command []string
+	// Runner is the runner's path in Image; empty when the pod must bring it in.
+	Runner string
 }
 
 // problem is a reason a Function cannot run, as a condition reason and a message.
@@ -30,7 +32,7 @@ func resolveFunction(fn *fnv1.Function, catalog RuntimeCatalog) (resolvedFunctio
 		if !ok {
 			return out, &problem{fnv1.ReasonRuntimeUnknown, fmt.Sprintf("runtime %q is not in the operator's runtime catalog", fn.Spec.Runtime)}
 		}
-		out.Image = rt.Image
+		out.Image, out.Runner = rt.Image, rt.Runner
 		if len(base) == 0 {
 			base = rt.Command
 		}

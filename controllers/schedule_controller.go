@@ -172,10 +172,12 @@ func (r *ScheduleReconciler) runTick(ctx context.Context, fn *fnv1.Function, tic
 }
 
 // unfinishedScheduled lists the Function's unfinished executions created by
-// earlier ticks.
+// earlier ticks. They point into the cache (no copy is made on every tick):
+// read them, delete them, never change them.
 func (r *ScheduleReconciler) unfinishedScheduled(ctx context.Context, fn *fnv1.Function, current string) ([]*fnv1.Execution, error) {
 	var execs fnv1.ExecutionList
-	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace), client.MatchingFields{kube.ExecutionFunctionField: fn.Name}); err != nil {
+	if err := r.List(ctx, &execs, client.InNamespace(fn.Namespace),
+		client.MatchingFields{kube.UnfinishedExecutionFunctionField: fn.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	var active []*fnv1.Execution

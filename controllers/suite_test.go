@@ -90,8 +90,11 @@ func runSuite(m *testing.M) int {
 
 func setUpControllers(mgr ctrl.Manager) error {
 	scheme := mgr.GetScheme()
+	// The reconcilers' writes are counted (apiWrites) by the tests that
+	// bound the API writes an execution costs.
+	c := countingClient(mgr.GetClient())
 	if err := (&ExecutionReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: scheme,
+		Client: c, APIReader: mgr.GetAPIReader(), Scheme: scheme,
 		Recorder: mgr.GetEventRecorder("kfn-execution"), Clock: testClock, Logs: testLogs,
 		Runtimes: testRuntimes, MaxRecordBytes: testMaxRecordBytes,
 		Jobs: JobOptions{RunnerImage: testRunnerImage, StartupGrace: testStartupGrace},
@@ -99,18 +102,18 @@ func setUpControllers(mgr ctrl.Manager) error {
 		return err
 	}
 	if err := (&FunctionReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: scheme,
+		Client: c, APIReader: mgr.GetAPIReader(), Scheme: scheme,
 		Recorder: mgr.GetEventRecorder("kfn-function"), Runtimes: testRuntimes,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&ScheduleReconciler{
-		Client: mgr.GetClient(), Scheme: scheme, Recorder: mgr.GetEventRecorder("kfn-schedule"), Clock: testClock,
+		Client: c, Scheme: scheme, Recorder: mgr.GetEventRecorder("kfn-schedule"), Clock: testClock,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&EventReconciler{
-		Client: mgr.GetClient(), Scheme: scheme, Recorder: mgr.GetEventRecorder("kfn-events"), Clock: testClock,
+		Client: c, APIReader: mgr.GetAPIReader(), Scheme: scheme, Recorder: mgr.GetEventRecorder("kfn-events"), Clock: testClock,
 		Resources: []schema.GroupVersionResource{{Version: "v1", Resource: "configmaps"}},
 	}).SetupWithManager(mgr); err != nil {
 		return err

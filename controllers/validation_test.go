@@ -34,9 +34,16 @@ func TestFunctionValidation(t *testing.T) {
 		"two code sources": {func(f *fnv1.Function) {
 			f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"a": "b"}, ConfigMapRef: &corev1.LocalObjectReference{Name: "c"}}
 		}, "exactly one of inline, secretRef or configMapRef"},
-		"file name with slash": {func(f *fnv1.Function) {
+		"file path leaving the code folder": {func(f *fnv1.Function) {
 			f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"../etc/passwd": "x"}}
-		}, "file names may only hold"},
+		}, "file paths are relative"},
+		"file path with a dot folder": {func(f *fnv1.Function) {
+			f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"lib/./x.js": "x"}}
+		}, "file paths are relative"},
+		"absolute file path": {func(f *fnv1.Function) {
+			f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"/etc/passwd": "x"}}
+		}, "file paths are relative"},
+		"unknown contract": {func(f *fnv1.Function) { f.Spec.Contract = "v9" }, `Unsupported value: "v9"`},
 		"time zone without schedule": {func(f *fnv1.Function) { f.Spec.TimeZone = "Europe/Berlin" }, "timeZone needs a schedule"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -4,12 +4,19 @@
 # tarballs in $CLUSTER_DIR/images, and with --import loads them into the
 # cluster's private containerd (namespace k8s.io).
 #
-#   hack/build-images.sh [--import] [pause] [busybox] [kfn]    (default: all)
+#   hack/build-images.sh [--import] [pause] [busybox] [kfn] [node-20] [python-3.11]
+#                                                     (default: all)
 #
-#   kfn.dev/pause:3.10    sandbox image, from hack/images/pause
-#   kfn.dev/busybox:test  from Debian's busybox-static (/bin/busybox)
-#   kfn.dev/kfn:dev       from $KFN_BIN (default bin/kfn); skipped with a
-#                         notice when that binary does not exist
+#   kfn.dev/pause:3.10       sandbox image, from hack/images/pause
+#   kfn.dev/busybox:test     from Debian's busybox-static (/bin/busybox)
+#   kfn.dev/kfn:dev          from $KFN_BIN (default bin/kfn); skipped with a
+#                            notice when that binary does not exist
+#   kfn.dev/node-20:dev      the runtimes of internal/runtimes/runtimes.json:
+#   kfn.dev/python-3.11:dev  $NODE (default /usr/bin/node, the machine's
+#                            nodejs 20) or $PYTHON (default /usr/bin/python3.11,
+#                            Debian's python3.11) with the libraries they load,
+#                            the wrapper and $KFN_BIN at /opt/kfn/bin/kfn;
+#                            skipped with a notice without $KFN_BIN
 #
 # Builds are reproducible: an unchanged input keeps its tarball and digest,
 # and an image is imported again only when its digest differs from the one
@@ -24,11 +31,12 @@ want=()
 for a in "$@"; do
   case $a in
     --import) import=true ;;
-    pause | busybox | kfn) want+=("$a") ;;
-    *) die "usage: $0 [--import] [pause] [busybox] [kfn]" ;;
+    pause | busybox | kfn | node-20 | python-3.11) want+=("$a") ;;
+    *) die "usage: $0 [--import] [pause] [busybox] [kfn] [node-20] [python-3.11]" ;;
   esac
 done
-((${#want[@]})) || want=(pause busybox kfn)
+named=${#want[@]} # images named on the command line must be built
+((named)) || want=(pause busybox kfn node-20 python-3.11)
 has() { [[ " ${want[*]} " == *" $1 "* ]]; }
 
 mkdir -p "$IMAGES/bin"
@@ -44,10 +52,28 @@ if has busybox; then
   [[ -x $bb ]] || die "no $bb: apt-get install busybox-static"
   args+=(-busybox "$bb")
 fi
+kfn_bin=${KFN_BIN:-$repo/bin/kfn}
 if has kfn; then
-  kfn_bin=${KFN_BIN:-$repo/bin/kfn}
   if [[ -x $kfn_bin ]]; then args+=(-kfn "$kfn_bin")
   else log "notice: $kfn_bin missing, skipping kfn.dev/kfn:dev (build it with: make bin/kfn)"; fi
+fi
+if has node-20 || has python-3.11; then
+  if [[ -x $kfn_bin ]]; then
+    args+=(-runtimes "$repo/internal/runtimes")
+    [[ " ${args[*]} " == *" -kfn "* ]] || args+=(-kfn "$kfn_bin" -kfn-image=false)
+    # An interpreter missing is fatal only for an image named on the command line.
+    missing() { if ((named)); then die "$1"; else log "notice: $1; skipping"; fi; }
+    if has node-20; then
+      node=${NODE:-/usr/bin/node} # the machine image's nodejs 20
+      if [[ -x $node ]]; then args+=(-node "$node"); else missing "no $node: install Node.js 20"; fi
+    fi
+    if has python-3.11; then
+      python=${PYTHON:-/usr/bin/python3.11} # Debian's python3.11
+      if [[ -x $python ]]; then args+=(-python "$python"); else missing "no $python: apt-get install python3.11"; fi
+    fi
+  else
+    log "notice: $kfn_bin missing, skipping the runtime images (build it with: make bin/kfn)"
+  fi
 fi
 built=$("$IMAGES/bin/images" "${args[@]}")
 echo "$built" >&2

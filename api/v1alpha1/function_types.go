@@ -15,6 +15,15 @@ type FunctionSpec struct {
 	// +optional
 	Runtime string `json:"runtime,omitempty"`
 
+	// Contract is the Appwrite function contract a catalog runtime's
+	// wrapper gives the code: v2 (Appwrite 1.0-1.3: module.exports =
+	// async (req, res), def main(req, res)) or v4 (Appwrite 1.4+: export
+	// default async ({req, res, log, error}), def main(context)). Empty
+	// means v4. Images without a kfn wrapper ignore it.
+	// +kubebuilder:validation:Enum=v2;v4
+	// +optional
+	Contract string `json:"contract,omitempty"`
+
 	// Image is the container image the code runs in, when no runtime is used.
 	// +optional
 	Image string `json:"image,omitempty"`
@@ -149,10 +158,12 @@ const (
 // CodeSource names where the function's files come from; at most one field is set.
 // +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) == 1",message="exactly one of inline, secretRef or configMapRef must be set"
 type CodeSource struct {
-	// Inline maps file names to their contents. The operator stores them in
-	// a Secret the Function owns.
+	// Inline maps file paths, relative to the code folder (for example
+	// index.js or node_modules/left-pad/index.js), to their contents. The
+	// operator stores them in a Secret the Function owns, so together they
+	// must stay under 1 MiB; larger code belongs in the image.
 	// +kubebuilder:validation:MaxProperties=64
-	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[-._a-zA-Z0-9]{1,253}$'))",message="file names may only hold letters, digits, '-', '_' and '.'"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 253 && k.matches('^[-._a-zA-Z0-9]+(/[-._a-zA-Z0-9]+)*$') && !k.matches('(^|/)[.][.]?(/|$)'))",message="file paths are relative: folders and names of letters, digits, '-', '_' and '.', separated by '/', without '.' or '..'"
 	// +optional
 	Inline map[string]string `json:"inline,omitempty"`
 

@@ -6,6 +6,10 @@
 //	kfn.dev/pause:3.10    the pod sandbox image (a static Go program)
 //	kfn.dev/busybox:test  Debian's busybox-static with its applet links
 //	kfn.dev/kfn:dev       the static kfn binary
+//	kfn.dev/node-20:dev, kfn.dev/python-3.11:dev
+//	                      the runtimes of internal/runtimes/runtimes.json: an
+//	                      interpreter of this machine with its libraries, the
+//	                      kfn binary and the runtime's wrapper (runtimes.go)
 //
 // Builds are reproducible (fixed timestamps), so an unchanged input gives the
 // same image digest; a tarball whose digest file already matches is not
@@ -55,7 +59,11 @@ func main() {
 	pause := flag.String("pause", "", "static pause binary; empty skips the pause image")
 	busybox := flag.String("busybox", "", "static busybox binary (Debian: /bin/busybox from busybox-static); empty skips the busybox image")
 	kfn := flag.String("kfn", "", "static kfn binary; empty skips the kfn image")
-	caCerts := flag.String("ca-certs", "/etc/ssl/certs/ca-certificates.crt", "CA bundle copied into the kfn image if it exists")
+	withKfnImage := flag.Bool("kfn-image", true, "build the kfn image from -kfn (false: -kfn is only for the runtime images)")
+	caCerts := flag.String("ca-certs", "/etc/ssl/certs/ca-certificates.crt", "CA bundle copied into the kfn and runtime images if it exists")
+	runtimesDir := flag.String("runtimes", "", "the internal/runtimes folder: runtimes.json and the wrappers (needed by -node and -python)")
+	node := flag.String("node", "", "node binary for the node-20 runtime image (the machine's nodejs: /usr/bin/node); empty skips it")
+	python := flag.String("python", "", "versioned python binary for the python-3.11 runtime image (Debian's python3.11: /usr/bin/python3.11); empty skips it")
 	flag.Parse()
 	if *out == "" {
 		flag.Usage()
@@ -68,10 +76,25 @@ func main() {
 		file, ref, input string
 		image            func(string) (v1.Image, error)
 	}
+	kfnImageInput := *kfn
+	if !*withKfnImage {
+		kfnImageInput = ""
+	}
 	builds := []build{
 		{"pause", pauseRef, *pause, pauseImage},
 		{"busybox", busyboxRef, *busybox, busyboxImage},
-		{"kfn", kfnRef, *kfn, func(bin string) (v1.Image, error) { return kfnImage(bin, *caCerts) }},
+		{"kfn", kfnRef, kfnImageInput, func(bin string) (v1.Image, error) { return kfnImage(bin, *caCerts) }},
+	}
+	if *runtimesDir != "" {
+		rts, err := runtimeBuilds(*runtimesDir, *kfn, *caCerts, map[string]string{"node-20": *node, "python-3.11": *python})
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, rt := range rts {
+			builds = append(builds, build{rt.name, rt.ref, rt.name, func(string) (v1.Image, error) { return rt.image() }})
+		}
+	} else if *node != "" || *python != "" {
+		log.Fatal("-node and -python need -runtimes")
 	}
 	for _, b := range builds {
 		if b.input == "" {
@@ -226,14 +249,11 @@ func layer(entries []entry) (v1.Layer, error) {
 
 // image puts one layer on an empty image and sets its config.
 func image(entries []entry, cfg v1.Config) (v1.Image, error) {
-	l, err := layer(entries)
-	if err != nil {
-		return nil, err
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
-	if err != nil {
-		return nil, err
-	}
+	return layeredImage([][]entry{entries}, cfg)
+}
+
+// withConfig sets the platform, the fixed creation time and cfg.
+func withConfig(img v1.Image, cfg v1.Config) (v1.Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err

@@ -4,7 +4,10 @@
 // lets neither side drift from the other or from docs/runtime-contract.md.
 package contract
 
-import "fmt"
+import (
+	"fmt"
+	"unicode/utf8"
+)
 
 // Variables of the Appwrite 1.0 function environment.
 const (
@@ -31,6 +34,12 @@ const (
 	EnvRequestBodyDir = "KFN_REQUEST_BODY_DIR"
 	// EnvTimeout is the function's timeout in whole seconds.
 	EnvTimeout = "KFN_TIMEOUT"
+	// EnvFunctionContract selects the Appwrite contract a runtime wrapper
+	// speaks to the code: "v2" (Appwrite 1.0) or "v4" (1.4+, the default).
+	EnvFunctionContract = "KFN_FUNCTION_CONTRACT"
+	// EnvFunctionVariables lists, comma-separated, the names of the
+	// function's own variables (the v2 contract's req.variables).
+	EnvFunctionVariables = "KFN_FUNCTION_VARIABLES"
 	// EnvIODir is the directory of the request and response files.
 	EnvIODir                  = "KFN_IO_DIR"
 	EnvTerminationMessagePath = "KFN_TERMINATION_MESSAGE_PATH"
@@ -94,6 +103,11 @@ const (
 	// Response headers are bounded as Appwrite bounds request headers.
 	MaxResponseHeaders          = 100
 	MaxResponseHeadersFileBytes = 16384
+	// MaxResultLineBytes bounds the runner's result line in the container
+	// log, which the operator reads no further than this: the three outputs
+	// and the headers with every byte escaped as \u00XX (6 bytes, the most
+	// JSON takes for one), plus the fixed fields.
+	MaxResultLineBytes = 6*(3*MaxOutputBytes+MaxResponseHeadersFileBytes) + 4096
 )
 
 // Names of the outputs, as the runner's Result and an Execution's
@@ -123,6 +137,21 @@ func ValidHeaderName(name string) bool {
 	}
 	for _, r := range name {
 		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidHeaderValue accepts what HTTP allows in a field value: valid UTF-8
+// without control characters other than tab, which could otherwise split
+// or smuggle headers wherever the value is replayed.
+func ValidHeaderValue(value string) bool {
+	if !utf8.ValidString(value) {
+		return false
+	}
+	for _, r := range value {
+		if r < ' ' && r != '\t' || r == 0x7f {
 			return false
 		}
 	}

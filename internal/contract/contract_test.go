@@ -24,3 +24,14 @@ func TestTruncatedMarkersStateTheLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestValidHeaderValue(t *testing.T) {
+	for value, want := range map[string]bool{
+		"": true, "application/json": true, "a\tb": true, "<b>é</b>": true,
+		"a\r\nx-injected: 1": false, "a\nb": false, "nul\x00": false, "del\x7f": false, "bad\xff": false,
+	} {
+		if got := ValidHeaderValue(value); got != want {
+			t.Errorf("ValidHeaderValue(%q) = %v, want %v", value, got, want)
+		}
+	}
+}

@@ -27,6 +27,9 @@ const (
 
 	// ExecutionFunctionField indexes Executions by the Function they run.
 	ExecutionFunctionField = "spec.functionName"
+	// UnfinishedExecutionFunctionField indexes the Executions that have not
+	// finished by the Function they run.
+	UnfinishedExecutionFunctionField = "unfinished.spec.functionName"
 )
 
 // NewScheme knows the Kubernetes types and kfn's: what every kfn manager
@@ -59,6 +62,20 @@ func ManagedObjectsOnly() map[client.Object]cache.ByObject {
 func IndexExecutionsByFunction(ctx context.Context, indexer client.FieldIndexer) error {
 	return indexer.IndexField(ctx, &fnv1.Execution{}, ExecutionFunctionField, func(obj client.Object) []string {
 		return []string{obj.(*fnv1.Execution).Spec.FunctionName}
+	})
+}
+
+// IndexUnfinishedExecutions registers the UnfinishedExecutionFunctionField
+// index: what looks for a Function's live work (Executions waiting for it,
+// a schedule's unfinished ticks) lists only those, so its cost follows live
+// work rather than the stored history.
+func IndexUnfinishedExecutions(ctx context.Context, indexer client.FieldIndexer) error {
+	return indexer.IndexField(ctx, &fnv1.Execution{}, UnfinishedExecutionFunctionField, func(obj client.Object) []string {
+		e := obj.(*fnv1.Execution)
+		if e.Status.Status.IsFinished() {
+			return nil
+		}
+		return []string{e.Spec.FunctionName}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/kfn-dev/kfn/internal/contract"
 )
@@ -115,10 +116,11 @@ func (f ioFiles) readResponseHeaders() (map[string]string, error) {
 			continue
 		}
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || !contract.ValidHeaderName(name) {
-			return nil, fmt.Errorf("kfn: line %d of %s is not \"Name: value\": no response headers were set", i+1, f.responseHeaders)
+		value = strings.TrimSpace(value)
+		if !ok || !contract.ValidHeaderName(name) || !contract.ValidHeaderValue(value) {
+			return nil, fmt.Errorf("kfn: line %d of %s is not \"Name: value\" (value in UTF-8 without control characters): no response headers were set", i+1, f.responseHeaders)
 		}
-		headers[strings.ToLower(name)] = strings.TrimSpace(value)
+		headers[strings.ToLower(name)] = value
 	}
 	if len(headers) > contract.MaxResponseHeaders {
 		return nil, fmt.Errorf("kfn: %s sets %d headers, over %d: no response headers were set", f.responseHeaders, len(headers), contract.MaxResponseHeaders)
@@ -152,11 +154,20 @@ func requestBody() (string, error) {
 	return body.String(), nil
 }
 
+// readAtMost reads at most n bytes of the regular file name. The user's code
+// made the file: it may be a symlink to what only the runner may open (its
+// own /proc/self/*), or a FIFO or device that would block or never end.
 func readAtMost(name string, n int64) ([]byte, error) {
-	file, err := os.Open(name)
+	file, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link, not a regular file", name)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer file.Close()
+	if info, err := file.Stat(); err != nil || !info.Mode().IsRegular() {
+		return nil, errors.Join(err, fmt.Errorf("%s is not a regular file", name))
+	}
 	return io.ReadAll(io.LimitReader(file, n))
 }

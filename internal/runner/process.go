@@ -73,6 +73,8 @@ type ending struct {
 	waitErr  error
 	timedOut bool
 	signal   syscall.Signal // the runner's own termination signal, if any
+	// survivors counts the processes of the code that could not be killed.
+	survivors int
 }
 
 func startChild(command, env []string, stdin *os.File) (*child, error) {
@@ -113,7 +115,8 @@ func startChild(command, env []string, stdin *os.File) (*child, error) {
 
 // wait waits until the child exits, stopping it when timeout (if non-zero)
 // expires or when the runner receives a signal. It then kills whatever the
-// child left running in its group: there is no one left to report to.
+// child left running, in its group or not: there is no one left to report
+// to, and nothing may write after the runner has reported.
 func (c *child) wait(timeout time.Duration, signals <-chan os.Signal) ending {
 	var expired <-chan time.Time
 	if timeout > 0 {
@@ -132,6 +135,7 @@ func (c *child) wait(timeout time.Duration, signals <-chan os.Signal) ending {
 		c.stop(end.signal)
 	}
 	c.signalGroup(syscall.SIGKILL)
+	end.survivors = killDescendants()
 	end.state, end.waitErr = c.cmd.ProcessState, c.waitErr
 	return end
 }

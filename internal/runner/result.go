@@ -8,6 +8,8 @@ package runner
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +44,11 @@ type Result struct {
 	// InLog is true in a termination message that carries only the header
 	// because the whole result did not fit: read it from the container log.
 	InLog bool `json:"inLog,omitempty"`
+	// LogLineBytes and LogLineSHA256 (hex), in such a header, identify the
+	// exact line the runner wrote to the log: the only line to accept, as
+	// the log is not the runner's alone to write.
+	LogLineBytes  int    `json:"logLineBytes,omitempty"`
+	LogLineSHA256 string `json:"logLineSHA256,omitempty"`
 }
 
 // Failed reports whether the execution failed: Appwrite 1.0 semantics, statusCode >= 500.
@@ -64,10 +71,12 @@ func (r *Result) setOutputs(response []byte, stdout, stderr *tailBuffer, notes [
 }
 
 // header returns the result without its bulky fields, marked as to be read
-// from the log.
-func (r Result) header() Result {
+// from the log, where line is its encoding.
+func (r Result) header(line []byte) Result {
 	r.Response, r.Stdout, r.Stderr, r.ResponseHeaders = "", "", "", nil
 	r.InLog = true
+	sum := sha256.Sum256(line)
+	r.LogLineBytes, r.LogLineSHA256 = len(line), hex.EncodeToString(sum[:])
 	return r
 }
 
@@ -83,13 +92,23 @@ func encode(r *Result) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
+// Encode returns what the runner reports for r: its line in the container
+// log (without the newlines around it) and its termination message.
+func Encode(r *Result) (line, message []byte, err error) {
+	if line, err = encode(r); err != nil {
+		return nil, nil, err
+	}
+	message, err = terminationMessage(r, line)
+	return line, message, err
+}
+
 // terminationMessage returns what fits in the termination message: the whole
 // encoded result if possible, its header otherwise.
 func terminationMessage(r *Result, encoded []byte) ([]byte, error) {
 	if len(encoded) <= contract.MaxTerminationMessageBytes {
 		return encoded, nil
 	}
-	h := r.header()
+	h := r.header(encoded)
 	return encode(&h)
 }
 
@@ -98,21 +117,27 @@ func ParseTerminationMessage(msg string) (*Result, error) {
 	return decode([]byte(strings.TrimSpace(msg)))
 }
 
-// ParseLog decodes the runner's container log: the full result is its last
-// line. Other lines (diagnostics, or output from an earlier runner version)
-// are tolerated by taking the last non-empty line that decodes.
-func ParseLog(log []byte) (*Result, error) {
+// ParseLog returns the result that header, the termination message, says
+// is in the runner's container log: the line of exactly
+// header.LogLineBytes bytes whose SHA-256 is header.LogLineSHA256. Any other
+// line is ignored, as the log may hold lines the runner did not write.
+func ParseLog(log []byte, header *Result) (*Result, error) {
+	want, err := hex.DecodeString(header.LogLineSHA256)
+	if !header.InLog || header.LogLineBytes <= 0 || err != nil || len(want) != sha256.Size {
+		return nil, errors.New("the termination message does not identify a result line")
+	}
 	lines := bytes.Split(log, []byte("\n"))
 	for i := len(lines) - 1; i >= 0; i-- {
-		line := bytes.TrimSpace(lines[i])
-		if len(line) == 0 {
+		line := lines[i]
+		if len(line) != header.LogLineBytes {
 			continue
 		}
-		if r, err := decode(line); err == nil {
-			return r, nil
+		if sum := sha256.Sum256(line); bytes.Equal(sum[:], want) {
+			return decode(line)
 		}
 	}
-	return nil, errors.New("no runner result found in the log")
+	return nil, fmt.Errorf("no line of %d bytes with SHA-256 %s in the %d bytes read from the log",
+		header.LogLineBytes, header.LogLineSHA256, len(log))
 }
 
 func decode(data []byte) (*Result, error) {

@@ -22,8 +22,12 @@ const (
 	exitTimedOut    = 124
 	exitCannotStart = 127
 	// exitUsage is the runner's own exit code when it is misconfigured and
-	// runs nothing.
-	exitUsage = 2
+	// runs nothing. exitNoReport is its exit code when it could not write
+	// its result: a message the user's code left in the file then does not
+	// match the container's exit code, so the operator does not take it
+	// for the runner's (unless it claims exit code 2, hence a failure).
+	exitUsage    = 2
+	exitNoReport = 2
 )
 
 const usage = `usage: kfn run [--timeout DURATION] -- command [args...]
@@ -69,6 +73,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	res := execute(cfg, signals)
 	if err := report(res, cfg.terminationMessagePath, stdout); err != nil {
 		fmt.Fprintf(stderr, "kfn run: reporting the result: %v\n", err)
+		return exitNoReport
 	}
 	return res.ExitCode
 }
@@ -136,6 +141,9 @@ func execute(cfg config, signals <-chan os.Signal) *Result {
 	}
 	defer stdin.Close()
 
+	if err := protect(); err != nil {
+		return cannotStart(err)
+	}
 	env := append(os.Environ(), files.env()...)
 	started := time.Now()
 	c, err := startChild(cfg.command, env, stdin)
@@ -161,6 +169,11 @@ func execute(cfg config, signals <-chan os.Signal) *Result {
 		notes = append(notes, note)
 	}
 	response, fileNotes := readAnswer(res, files)
+	if end.survivors > 0 {
+		// They may still change the outputs or the termination message.
+		res.StatusCode = http.StatusInternalServerError
+		fileNotes = append(fileNotes, fmt.Sprintf("kfn: %d processes of the function could not be killed.", end.survivors))
+	}
 	res.setOutputs(response, stdout, stderr, append(notes, fileNotes...))
 	return res
 }
@@ -222,14 +235,26 @@ func cannotStart(err error) *Result {
 // report writes the result as one line on log (the container log), then
 // writes the termination message.
 func report(res *Result, terminationMessagePath string, log io.Writer) error {
-	line, err := encode(res)
+	line, msg, err := Encode(res)
 	if err != nil {
 		return err
 	}
-	_, logErr := log.Write(append(line, '\n'))
-	msg, err := terminationMessage(res, line)
+	// On a line of its own even if something ran into the log before it.
+	_, logErr := log.Write(append(append([]byte{'\n'}, line...), '\n'))
+	return errors.Join(logErr, writeTerminationMessage(terminationMessagePath, msg))
+}
+
+// writeTerminationMessage replaces whatever the user's code wrote to the
+// file (it can open it too) with msg, or leaves it empty: never a mix.
+func writeTerminationMessage(path string, msg []byte) error {
+	// Not through a symlink: the message would land elsewhere, leaving the
+	// file to the code.
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return errors.Join(logErr, err)
+		return err
 	}
-	return errors.Join(logErr, os.WriteFile(terminationMessagePath, msg, 0o644))
+	if _, err = file.Write(msg); err != nil {
+		err = errors.Join(err, file.Truncate(0))
+	}
+	return errors.Join(err, file.Close())
 }

@@ -42,12 +42,17 @@ func runMain(t *testing.T, args ...string) run {
 	exit := Main(args, &stdout, &stderr)
 	r := run{exit: exit, log: stdout.Bytes(), stderr: stderr.String(), elapsed: time.Since(began)}
 
-	if n := bytes.Count(r.log, []byte("\n")); n != 1 || !bytes.HasSuffix(r.log, []byte("\n")) {
-		t.Fatalf("log has %d lines, want exactly one JSON line; runner stderr: %s", n, r.stderr)
+	line, ok := bytes.CutPrefix(r.log, []byte("\n"))
+	if n := bytes.Count(line, []byte("\n")); !ok || n != 1 || !bytes.HasSuffix(line, []byte("\n")) {
+		t.Fatalf("log %.200q: want exactly one JSON line, after a newline; runner stderr: %s", r.log, r.stderr)
 	}
+	line = bytes.TrimSuffix(line, []byte("\n"))
 	var err error
-	if r.result, err = ParseLog(r.log); err != nil {
-		t.Fatalf("ParseLog: %v", err)
+	if r.result, err = decode(line); err != nil {
+		t.Fatalf("decoding the log: %v", err)
+	}
+	if err := r.result.Validate(); err != nil {
+		t.Errorf("the runner reported an invalid result: %v", err)
 	}
 	if r.rawMessage, err = os.ReadFile(filepath.Join(dir, "termination-log")); err != nil {
 		t.Fatal(err)
@@ -57,6 +62,11 @@ func runMain(t *testing.T, args ...string) run {
 	}
 	if r.termination, err = ParseTerminationMessage(string(r.rawMessage)); err != nil {
 		t.Fatalf("ParseTerminationMessage: %v", err)
+	}
+	if r.termination.InLog {
+		if got, err := ParseLog(r.log, r.termination); err != nil || !reflect.DeepEqual(got, r.result) {
+			t.Errorf("ParseLog with the termination message: %+v, %v; want the logged result", got, err)
+		}
 	}
 	if r.exit != r.result.ExitCode {
 		t.Errorf("Main returned %d, want the result's ExitCode %d", r.exit, r.result.ExitCode)
@@ -177,7 +187,9 @@ func TestResponseHeadersFile(t *testing.T) {
 			}
 			return b.String()
 		}(),
-		"too big": "h: " + strings.Repeat("v", contract.MaxResponseHeadersFileBytes) + "\n",
+		"too big":           "h: " + strings.Repeat("v", contract.MaxResponseHeadersFileBytes) + "\n",
+		"control character": "h: a\x01b\n",
+		"invalid UTF-8":     "h: a\xffb\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv("HEADERS", content)
@@ -346,7 +358,7 @@ func TestLargeResultIsInTheLog(t *testing.T) {
 	if len(r.log) <= contract.MaxTerminationMessageBytes {
 		t.Fatalf("log of %d bytes: the test needs a result bigger than a termination message", len(r.log))
 	}
-	want := r.result.header()
+	want := r.result.header(bytes.Trim(r.log, "\n"))
 	if !reflect.DeepEqual(*r.termination, want) {
 		t.Errorf("termination message %+v, want the header %+v", *r.termination, want)
 	}
@@ -428,28 +440,6 @@ func TestCopySelf(t *testing.T) {
 	// The copy is this test binary: running no test proves it runs.
 	if out, err := exec.Command(dest, "-test.run=^$").CombinedOutput(); err != nil {
 		t.Errorf("running the copy: %v: %s", err, out)
-	}
-}
-
-func TestParseLogSkipsOtherLines(t *testing.T) {
-	res := &Result{Version: ResultVersion, ExitCode: 2, StatusCode: 500, Stdout: "x"}
-	line, err := encode(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := "kfn run: some diagnostic\n{\"not\": \"a result\"}\n" + string(line) + "\n\n{truncated\n\n"
-	got, err := ParseLog([]byte(log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, res) {
-		t.Errorf("got %+v, want %+v", got, res)
-	}
-	if _, err := ParseLog([]byte("no result\n")); err == nil {
-		t.Error("ParseLog accepted a log without a result")
-	}
-	if _, err := ParseTerminationMessage(`{"v":2}`); err == nil {
-		t.Error("ParseTerminationMessage accepted an unknown version")
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -44,8 +43,8 @@ func newEnvironment() *envtest.Environment {
 }
 
 // Fixture is a running envtest API server with a manager set up as the
-// operator's (scheme, cache filter, field index), and a client that reads
-// around the manager's cache, as tests want.
+// operator's (scheme, cache filter and transforms, field indexes), and a
+// client that reads around the manager's cache, as tests want.
 type Fixture struct {
 	Env     *envtest.Environment
 	Config  *rest.Config
@@ -74,12 +73,16 @@ func (f *Fixture) setUp() error {
 	mgr, err := ctrl.NewManager(f.Config, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   cache.Options{ByObject: kube.ManagedObjectsOnly()},
+		// The operator's cache, transforms included, so tests see what it sees.
+		Cache: kube.CacheOptions(kube.Operator),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	if err := kube.IndexExecutionsByFunction(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	if err := kube.IndexUnfinishedExecutions(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	f.Manager = mgr
