@@ -68,7 +68,7 @@ kube-assets: ## Build (once, cached) kube-apiserver, etcd and the other Kubernet
 	hack/build-kube-assets.sh >/dev/null
 
 .PHONY: test
-test: verify-generated vet test-unit test-chart test-e2e ## Run the whole test suite (what CI runs).
+test: verify-generated vet test-unit test-images test-chart test-e2e ## Run the whole test suite (what CI runs).
 
 .PHONY: test-chart
 test-chart: $(HELM) ## Lint and render the Helm chart; check it matches the generated CRDs and RBAC.
@@ -84,6 +84,10 @@ test-unit: kube-assets ## Unit and envtest integration tests (incl. the official
 .PHONY: test-fuzz
 test-fuzz: ## Fuzz the facade's query parser for FUZZ_TIME (seed corpus in apiserver/testdata/fuzz).
 	go test ./apiserver -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime=$(FUZZ_TIME)
+
+.PHONY: test-images
+test-images: build ## Build the node-20 and python-3.11 runtime images and run a function in each (hack/images; needs root, for chroot).
+	cd hack/images && KFN_BIN=$(CURDIR)/bin/kfn go test $(GO_TEST_FLAGS) .
 
 .PHONY: test-sdk
 test-sdk: kube-assets ## The official Appwrite SDKs (test/sdk, from npm) against the facade on envtest.
@@ -102,6 +106,10 @@ up: kube-assets build $(HELM) ## Bring up everything: local cluster, operator, s
 .PHONY: deploy
 deploy: images $(HELM) ## Install kfn with its Helm chart on the local cluster.
 	KUBECONFIG=$(CLUSTER_DIR)/kubeconfig HELM=$(HELM) hack/deploy.sh
+
+.PHONY: bench
+bench: $(HELM) ## Benchmarks B1–B4 on the local cluster (not part of test): one table of ratios, appended to bench/RESULTS.md.
+	HELM=$(HELM) BENCH_FLAGS="$(BENCH_FLAGS)" bench/run.sh
 
 include hack/cluster.mk
 

@@ -16,7 +16,7 @@ cluster-clean: ## Stop the local cluster and delete its state dir (CLUSTER_DIR).
 	CLUSTER_DIR=$(CLUSTER_DIR) KFN_CACHE=$(KFN_CACHE) hack/cluster-down.sh --purge
 
 .PHONY: images
-images: $(if $(wildcard $(CURDIR)/main.go),bin/kfn) ## Build kfn.dev/{pause,busybox,kfn} images and import them into the local cluster.
+images: $(if $(wildcard $(CURDIR)/main.go),bin/kfn) ## Build kfn.dev/{pause,busybox,kfn} and the runtime images kfn.dev/{node-20,python-3.11} and import them into the local cluster.
 	CLUSTER_DIR=$(CLUSTER_DIR) KFN_CACHE=$(KFN_CACHE) KFN_BIN=$(CURDIR)/bin/kfn \
 		hack/build-images.sh $$(test -S $(CLUSTER_DIR)/containerd/containerd.sock && echo --import)
 
