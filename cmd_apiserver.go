@@ -19,11 +19,12 @@ import (
 // runAPIServer is `kfn apiserver`: the REST facade on its own.
 func runAPIServer(args []string) int {
 	o := apiserver.DefaultOptions()
-	var metricsAddr, probeAddr string
+	var addrs apiserver.Addresses
 	fs := flag.NewFlagSet("kfn apiserver", flag.ContinueOnError)
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "address the Appwrite REST API is served on")
-	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
-	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the health and readiness probes")
+	fs.StringVar(&addrs.Metrics, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	fs.StringVar(&addrs.Probe, "health-probe-bind-address", ":8081", "address of the health and readiness probes")
+	fs.StringVar(&addrs.Pprof, "pprof-bind-address", "", "serve Go's pprof profiles (/debug/pprof/) on this address, for memory and CPU investigations (empty: off)")
 	apiserver.BindFlags(fs, "", &o)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -31,7 +32,8 @@ func runAPIServer(args []string) int {
 		return 2
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	if err := apiserver.Run(ctrl.SetupSignalHandler(), o, metricsAddr, probeAddr); err != nil {
+	limitMemory()
+	if err := apiserver.Run(ctrl.SetupSignalHandler(), o, addrs); err != nil {
 		ctrl.Log.Error(err, "apiserver stopped")
 		return 1
 	}

@@ -13,10 +13,12 @@ import (
 	"github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 func TestHealthRoutesCORSAndProjects(t *testing.T) {
@@ -299,13 +301,10 @@ func TestPermissions(t *testing.T) {
 	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: aliceID}, e)).To(gomega.Succeed())
 	g.Expect(e.Spec.UserID).To(gomega.Equal("alice"))
 	g.Expect(e.Spec.JWTSecretName).NotTo(gomega.BeEmpty())
-	secret := &corev1.Secret{}
-	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: e.Spec.JWTSecretName}, secret)).To(gomega.Succeed())
-	g.Expect(string(secret.Data["jwt"])).To(gomega.Equal(alice.jwt))
-	g.Eventually(func() bool {
-		_ = k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: e.Spec.JWTSecretName}, secret)
-		return len(secret.OwnerReferences) == 1 && secret.OwnerReferences[0].Name == aliceID
-	}, eventually, 50*time.Millisecond).Should(gomega.BeTrue(), "the Execution adopts the JWT secret")
+	// The token lives no longer than the run: the Secret goes once the record is written.
+	g.Eventually(func() error {
+		return k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: e.Spec.JWTSecretName}, &corev1.Secret{})
+	}, eventually, 50*time.Millisecond).Should(gomega.Satisfy(apierrors.IsNotFound), "the JWT secret is deleted after the run")
 
 	// API keys: everything, with logs; scopes decide.
 	r = p.api().get(t, users, aliceID)
@@ -569,6 +568,43 @@ func TestResponseHeaders(t *testing.T) {
 	g.Expect(r.body["responseHeaders"]).To(gomega.Equal(all))
 	got := p.api().get(t, fn, r.str("$id"))
 	g.Expect(got.body["responseHeaders"]).To(gomega.Equal(all[:1]))
+}
+
+// A finished record whose outputs the facade's cache leaves out (over
+// kube.MaxCachedOutputBytes) is answered whole: by the synchronous create,
+// get, and lists, indexed or not, in every format.
+func TestLargeOutputsAreReadLive(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "loud", nil)
+	want := strings.Repeat("x", 4096)
+	r := p.api().create(t, fn, map[string]any{"body": "stdout:4096"})
+	expectCode(t, r, 201)
+	g.Expect(r.str("logs")).To(gomega.Equal(want), "the synchronous answer")
+	id := r.str("$id")
+	g.Expect(p.api().create(t, fn, map[string]any{"body": "small"}).code).To(gomega.Equal(201))
+	cached, ok := facade.index.Get(p.name, id)
+	g.Expect(ok).To(gomega.BeTrue())
+	g.Expect(kube.IsStripped(cached)).To(gomega.BeTrue(), "the facade's cache keeps it without its outputs")
+	g.Expect(cached.Status.Stdout).To(gomega.BeEmpty())
+
+	g.Expect(p.api().get(t, fn, id).str("logs")).To(gomega.Equal(want), "get")
+	v10 := p.api().with(func(a *api) { a.format = "1.0.0" })
+	g.Expect(v10.get(t, fn, id).str("stdout")).To(gomega.Equal(want), "get, 1.0")
+	for _, queries := range [][]string{
+		nil,
+		{`{"method":"equal","attribute":"status","values":["completed"]}`, `{"method":"orderDesc","attribute":"$createdAt"}`},
+		{`{"method":"greaterThan","attribute":"responseStatusCode","values":[0]}`}, // read by the attribute table
+	} {
+		l := p.api().list(t, fn, queries, nil)
+		expectCode(t, l, 200)
+		g.Expect(l.executions()).To(gomega.HaveLen(2))
+		for _, e := range l.executions() {
+			if e["$id"] == id {
+				g.Expect(e["logs"]).To(gomega.Equal(want), "list %v", queries)
+			}
+		}
+	}
 }
 
 // A body over what an Execution holds travels in Secrets the Execution

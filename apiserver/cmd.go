@@ -9,8 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -37,20 +37,18 @@ func BindFlags(fs *flag.FlagSet, prefix string, o *Options) {
 	})
 }
 
+// Addresses are where `kfn apiserver` serves besides the API; "0" or ""
+// turns one off (pprof is off unless set).
+type Addresses struct {
+	Metrics, Probe, Pprof string
+}
+
 // Run is the facade on its own (`kfn apiserver`), reading through an
 // informer cache of its own, until ctx is done.
-func Run(ctx context.Context, o Options, metricsAddr, probeAddr string) error {
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 kube.NewScheme(),
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress: probeAddr,
-		Cache:                  cache.Options{ByObject: kube.ManagedObjectsOnly()},
-	})
+func Run(ctx context.Context, o Options, addrs Addresses) error {
+	mgr, err := newManager(ctrl.GetConfigOrDie(), addrs)
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
-	}
-	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
 	}
 	s, err := SetupWithManager(mgr, o)
 	if err != nil {
@@ -63,6 +61,20 @@ func Run(ctx context.Context, o Options, metricsAddr, probeAddr string) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// newManager is the facade's own manager. Its cache keeps no request
+// bodies and only small outputs of finished Executions, so the facade's
+// memory follows live work, not the stored history; the readers fetch the
+// rest from the API server.
+func newManager(cfg *rest.Config, addrs Addresses) (ctrl.Manager, error) {
+	return ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 kube.NewScheme(),
+		Metrics:                metricsserver.Options{BindAddress: addrs.Metrics},
+		HealthProbeBindAddress: addrs.Probe,
+		PprofBindAddress:       addrs.Pprof,
+		Cache:                  kube.CacheOptions(kube.Facade),
+	})
 }
 
 // ReadyCheck passes once the facade serves.

@@ -96,7 +96,11 @@ func newExecution(namespace, id, function string, p createParams, who caller) (*
 func (s *Server) answerAsync(ctx context.Context, r request, exec *fnv1.Execution, events <-chan struct{}) (int, any, *apiError) {
 	seen, ok := s.await(ctx, client.ObjectKeyFromObject(exec), events, s.opts.CacheWait, func(*fnv1.Execution) bool { return true })
 	if ok {
-		exec = seen
+		// Finished already, its outputs may be large: read them.
+		var aerr *apiError
+		if exec, aerr = s.withOutputs(ctx, seen); aerr != nil {
+			return 0, nil, aerr
+		}
 	}
 	return http.StatusAccepted, toRecord(exec, r.caller.kind == apiKey).render(r.format), nil
 }
@@ -109,14 +113,16 @@ func (s *Server) answerSync(ctx context.Context, r request, fn *fnv1.Function, e
 		bound = time.Duration(fn.TimeoutSeconds())*time.Second + s.opts.SyncGrace
 	}
 	seen, done := s.await(ctx, client.ObjectKeyFromObject(exec), events, bound, func(e *fnv1.Execution) bool { return e.Status.Status.IsFinished() })
-	if seen != nil {
-		exec = seen
-	}
 	switch {
 	case !done && ctx.Err() != nil:
 		return noAnswer, nil, nil
 	case !done && r.format.atLeast(v1_6):
 		return 0, nil, newError(errSyncTimeout)
+	case seen != nil:
+		var aerr *apiError
+		if exec, aerr = s.withOutputs(ctx, seen); aerr != nil {
+			return 0, nil, aerr
+		}
 	}
 	rec := toRecord(exec, r.caller.kind == apiKey)
 	rec.AllResponseHeaders = true

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
-	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // NewID returns an Appwrite-style unique ID: 13 hex digits of the current
@@ -44,17 +44,14 @@ func (s *Server) function(ctx context.Context, r request, mustBeEnabled bool) (*
 }
 
 // execution returns an execution of the request's function (which must
-// exist) that the caller may see.
+// exist) that the caller may see: the index's object, read-only, which may
+// lack its outputs (see withOutputs).
 func (s *Server) execution(ctx context.Context, r request) (*fnv1.Execution, *apiError) {
 	if _, aerr := s.function(ctx, r, false); aerr != nil {
 		return nil, aerr
 	}
-	e := &fnv1.Execution{}
-	err := s.reader.Get(ctx, types.NamespacedName{Namespace: r.project, Name: r.executionID}, e)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, internalError(err)
-	}
-	if err != nil || e.Spec.FunctionName != r.functionID || !r.caller.canSee(e.Spec.UserID) {
+	e, ok := s.index.Get(r.project, r.executionID)
+	if !ok || e.Spec.FunctionName != r.functionID || !r.caller.canSee(e.Spec.UserID) {
 		return nil, newError(errExecutionNotFound)
 	}
 	return e, nil
@@ -68,26 +65,27 @@ func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiE
 	if _, aerr := s.function(ctx, r, false); aerr != nil {
 		return 0, nil, aerr
 	}
-	list, err := kube.ListExecutionsOf(ctx, s.reader, r.project, r.functionID)
-	if err != nil {
-		return 0, nil, internalError(err)
-	}
-	visible := make([]record, 0, len(list.Items))
-	for i := range list.Items {
-		if r.caller.canSee(list.Items[i].Spec.UserID) {
-			visible = append(visible, toRecord(&list.Items[i], r.caller.kind == apiKey))
-		}
-	}
-	total, page, aerr := plan.run(visible)
+	total, page, aerr := s.listPage(r, plan)
 	if aerr != nil {
 		return 0, nil, aerr
 	}
-	return http.StatusOK, renderList(total, page, r.format), nil
+	page, err := s.pageWithOutputs(ctx, page)
+	if err != nil {
+		return 0, nil, internalError(err)
+	}
+	recs := make([]record, len(page))
+	for i, e := range page {
+		recs[i] = toRecord(e, r.caller.kind == apiKey)
+	}
+	return http.StatusOK, renderList(total, recs, r.format), nil
 }
 
 func (s *Server) getExecution(ctx context.Context, r request) (int, any, *apiError) {
 	e, aerr := s.execution(ctx, r)
 	if aerr != nil {
+		return 0, nil, aerr
+	}
+	if e, aerr = s.withOutputs(ctx, e); aerr != nil {
 		return 0, nil, aerr
 	}
 	return http.StatusOK, toRecord(e, r.caller.kind == apiKey).render(r.format), nil
@@ -105,7 +103,10 @@ func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *api
 	if !e.Status.Status.IsFinished() {
 		return 0, nil, newError(errExecutionRunning)
 	}
-	if err := s.writer.Delete(ctx, e, client.Preconditions{UID: &e.UID}); err != nil && !apierrors.IsNotFound(err) {
+	// A new object: the index's belongs to the informer.
+	uid := e.UID
+	gone := &fnv1.Execution{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: e.Name}}
+	if err := s.writer.Delete(ctx, gone, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
 		return 0, nil, internalError(err)
 	}
 	return http.StatusNoContent, nil, nil

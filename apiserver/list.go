@@ -1,7 +1,9 @@
 package apiserver
 
 import (
+	"container/heap"
 	"fmt"
+	"iter"
 	"net/url"
 	"slices"
 	"sort"
@@ -156,56 +158,91 @@ func (p *listPlan) add(queries []Query) {
 	}
 }
 
-// run applies the plan to the records the caller may see.
-func (p listPlan) run(visible []record) (int, []record, *apiError) {
-	matched := make([]record, 0, len(visible))
-	for _, r := range visible {
-		if p.matchesSearch(r) && p.matchesAll(r, p.filters) {
-			matched = append(matched, r)
-		}
-	}
-	sort.SliceStable(matched, func(i, j int) bool { return p.compare(matched[i], matched[j]) < 0 })
-
-	total := 0
-	if p.countTotal {
-		total = min(len(matched), maxTotal)
-	}
-
-	page := matched
+// run applies the plan to the records all yields, in any order: those the
+// caller may see. cursor finds the cursor's record among them. It keeps
+// only offset+limit records, whatever their number: a list that must look
+// at every execution costs time, not memory, in proportion to them.
+func (p listPlan) run(all iter.Seq[record], cursor func(id string) (record, bool)) (int, []record, *apiError) {
+	sel := selection{p: p, keep: p.offset + p.limit}
 	if p.cursor != nil {
 		id := p.cursor.Values[0].(string)
-		var cur *record
-		for i := range visible {
-			if visible[i].ID == id {
-				cur = &visible[i]
-				break
-			}
+		cur, ok := cursor(id)
+		if !ok {
+			return 0, nil, cursorNotFound(id)
 		}
-		if cur == nil {
-			return 0, nil, newErrorf(errCursorNotFound, "Execution '%s' for the 'cursor' value not found.", id)
-		}
-		page = nil
-		if p.cursor.Method == qCursorAfter {
-			for _, r := range matched {
-				if p.compare(r, *cur) > 0 {
-					page = append(page, r)
-				}
-			}
-		} else {
-			// Before the cursor: walk back from it, then restore the order.
-			for i := len(matched) - 1; i >= 0; i-- {
-				if p.compare(matched[i], *cur) < 0 {
-					page = append(page, matched[i])
-				}
-			}
-			page = window(page, p.offset, p.limit)
-			for i, j := 0, len(page)-1; i < j; i, j = i+1, j-1 {
-				page[i], page[j] = page[j], page[i]
-			}
-			return total, page, nil
+		sel.cur, sel.back = &cur, p.cursor.Method == qCursorBefore
+	}
+	matched := 0
+	for r := range all {
+		if p.matchesSearch(r) && p.matchesAll(r, p.filters) {
+			matched++
+			sel.offer(r)
 		}
 	}
-	return total, window(page, p.offset, p.limit), nil
+	total := 0
+	if p.countTotal {
+		total = min(matched, maxTotal)
+	}
+	return total, sel.page(), nil
+}
+
+func cursorNotFound(id string) *apiError {
+	return newErrorf(errCursorNotFound, "Execution '%s' for the 'cursor' value not found.", id)
+}
+
+// selection keeps the first keep records beyond the cursor in walk order:
+// the plan's order, or its reverse when walking back from a cursorBefore.
+// It is a heap whose root is the last record kept.
+type selection struct {
+	p    listPlan
+	cur  *record
+	back bool
+	keep int
+	recs []record
+}
+
+// order compares records in walk order.
+func (s *selection) order(a, b record) int {
+	if s.back {
+		return s.p.compare(b, a)
+	}
+	return s.p.compare(a, b)
+}
+
+func (s *selection) before(a, b record) bool { return s.order(a, b) < 0 }
+
+func (s *selection) Len() int           { return len(s.recs) }
+func (s *selection) Less(i, j int) bool { return s.before(s.recs[j], s.recs[i]) }
+func (s *selection) Swap(i, j int)      { s.recs[i], s.recs[j] = s.recs[j], s.recs[i] }
+func (s *selection) Push(x any)         { s.recs = append(s.recs, x.(record)) }
+func (s *selection) Pop() any {
+	last := s.recs[len(s.recs)-1]
+	s.recs = s.recs[:len(s.recs)-1]
+	return last
+}
+
+// offer keeps r if it lies beyond the cursor and among the first keep.
+func (s *selection) offer(r record) {
+	switch {
+	case s.cur != nil && !s.before(*s.cur, r):
+		// At or before the cursor: not on this page.
+	case len(s.recs) < s.keep:
+		heap.Push(s, r)
+	case s.keep > 0 && s.before(r, s.recs[0]):
+		s.recs[0] = r
+		heap.Fix(s, 0)
+	}
+}
+
+// page is the plan's window of what was kept, in the plan's order.
+func (s *selection) page() []record {
+	slices.SortFunc(s.recs, s.order)
+	page := window(s.recs, s.p.offset, s.p.limit)
+	if s.back {
+		// Walked back from the cursor: restore the order.
+		slices.Reverse(page)
+	}
+	return page
 }
 
 func window(rs []record, offset, limit int) []record {

@@ -1,14 +1,15 @@
 package apiserver
 
 import (
-	"bytes"
 	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/execindex"
 )
 
 // record is an Execution read the way the Appwrite model sees it, before
@@ -37,6 +38,9 @@ type record struct {
 	// Appwrite record keeps.
 	ResponseHeaders    []header
 	AllResponseHeaders bool
+	// src is the Execution read: a list that orders summaries renders its
+	// page from it.
+	src *fnv1.Execution
 }
 
 type header struct {
@@ -52,23 +56,30 @@ var requestHeaderAllowList = map[string]bool{"content-type": true, "agent": true
 // (FUNCTION_ALLOWLIST_HEADERS_RESPONSE).
 var responseHeaderAllowList = map[string]bool{"content-type": true, "content-length": true}
 
-// toRecord reads an Execution. showLogs is false for callers other than
-// API keys: Appwrite blanks stdout/stderr (logs/errors) for them.
-func toRecord(e *fnv1.Execution, showLogs bool) record {
+// summarize reads what queries filter, order and search by, without the
+// outputs and headers: a list that must look at every execution allocates
+// little for each.
+func summarize(e *fnv1.Execution) record {
 	r := record{
-		ID:          e.Name,
-		Permissions: []string{},
-		FunctionID:  e.Spec.FunctionName,
-		Trigger:     string(e.Spec.Trigger),
-		Status:      string(e.Status.Status),
-		StatusCode:  int(e.Status.StatusCode),
-		Response:    e.Status.Response,
-		Duration:    e.Status.Duration,
-		Method:      e.Method(),
-		Path:        e.Path(),
-		Headers:     []header{},
+		ID:         e.Name,
+		CreatedAt:  execindex.CreatedAt(e),
+		FunctionID: e.Spec.FunctionName,
+		Trigger:    string(e.Spec.Trigger),
+		Status:     string(e.Status.Status),
+		StatusCode: int(e.Status.StatusCode),
+		Duration:   e.Status.Duration,
+		Method:     e.Method(),
+		Path:       e.Path(),
+		src:        e,
 	}
-	r.CreatedAt, r.UpdatedAt = times(e)
+	switch {
+	case e.Status.CompletionTime != nil:
+		r.UpdatedAt = e.Status.CompletionTime.Time
+	case e.Status.StartTime != nil:
+		r.UpdatedAt = e.Status.StartTime.Time
+	default:
+		r.UpdatedAt = r.CreatedAt
+	}
 	if r.Trigger == "" {
 		r.Trigger = string(fnv1.TriggerHTTP)
 	}
@@ -82,6 +93,15 @@ func toRecord(e *fnv1.Execution, showLogs bool) record {
 			r.Status = string(fnv1.PhaseScheduled)
 		}
 	}
+	return r
+}
+
+// toRecord reads an Execution, which must have its outputs (not a
+// stripped cached copy). showLogs is false for callers other than API
+// keys: Appwrite blanks stdout/stderr (logs/errors) for them.
+func toRecord(e *fnv1.Execution, showLogs bool) record {
+	r := summarize(e)
+	r.Permissions, r.Headers, r.Response = []string{}, []header{}, e.Status.Response
 	if showLogs {
 		r.Stdout, r.Stderr = e.Status.Stdout, e.Status.Stderr
 	}
@@ -101,24 +121,6 @@ func toRecord(e *fnv1.Execution, showLogs bool) record {
 	return r
 }
 
-// times are an Execution's creation and last update: when it finished,
-// else started, else was created.
-func times(e *fnv1.Execution) (created, updated time.Time) {
-	created = e.CreationTimestamp.Time
-	if t, ok := idTime(e.Name); ok && t.Unix() == created.Unix() {
-		// The API server keeps whole seconds; a facade-made ID has the
-		// microseconds, which order executions created in one second.
-		created = t
-	}
-	switch {
-	case e.Status.CompletionTime != nil:
-		return created, e.Status.CompletionTime.Time
-	case e.Status.StartTime != nil:
-		return created, e.Status.StartTime.Time
-	}
-	return created, created
-}
-
 func (r record) responseHeaders() []header {
 	shown := []header{}
 	for _, h := range r.ResponseHeaders {
@@ -127,19 +129,6 @@ func (r record) responseHeaders() []header {
 		}
 	}
 	return shown
-}
-
-// idTime reads the creation time in an ID made by NewID.
-func idTime(id string) (time.Time, bool) {
-	if len(id) != 20 {
-		return time.Time{}, false
-	}
-	sec, err1 := strconv.ParseInt(id[:8], 16, 64)
-	usec, err2 := strconv.ParseInt(id[8:13], 16, 64)
-	if err1 != nil || err2 != nil || usec >= 1e6 {
-		return time.Time{}, false
-	}
-	return time.Unix(sec, usec*1000).UTC(), true
 }
 
 // reportedStatus is the status a format shows: before 1.6 a 4xx response
@@ -159,24 +148,114 @@ type object []struct {
 	value any
 }
 
-func (o object) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
+// MarshalJSON writes the object itself: encoding/json would marshal each
+// value by reflection and compact every nested object's output again,
+// most of what a list request costs.
+func (o object) MarshalJSON() ([]byte, error) { return o.appendJSON(make([]byte, 0, 1024)) }
+
+func (o object) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, '{')
 	for i, kv := range o {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		k, _ := json.Marshal(kv.key)
-		b.Write(k)
-		b.WriteByte(':')
-		v, err := json.Marshal(kv.value)
-		if err != nil {
+		b = append(appendJSONString(b, kv.key), ':')
+		var err error
+		if b, err = appendJSONValue(b, kv.value); err != nil {
 			return nil, err
 		}
-		b.Write(v)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}'), nil
+}
+
+// appendJSONValue writes the values the models hold; any other kind as
+// encoding/json does.
+func appendJSONValue(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case string:
+		return appendJSONString(b, v), nil
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case object:
+		return v.appendJSON(b)
+	case []object:
+		return appendJSONArray(b, v, func(b []byte, o object) ([]byte, error) { return o.appendJSON(b) })
+	case []string:
+		return appendJSONArray(b, v, func(b []byte, s string) ([]byte, error) { return appendJSONString(b, s), nil })
+	case []header:
+		return appendJSONArray(b, v, func(b []byte, h header) ([]byte, error) {
+			b = append(appendJSONString(append(b, `{"name":`...), h.Name), `,"value":`...)
+			return append(appendJSONString(b, h.Value), '}'), nil
+		})
+	}
+	raw, err := json.Marshal(v)
+	return append(b, raw...), err
+}
+
+func appendJSONArray[T any](b []byte, items []T, each func([]byte, T) ([]byte, error)) ([]byte, error) {
+	b = append(b, '[')
+	for i, item := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = each(b, item); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, ']'), nil
+}
+
+// appendJSONString writes s as encoding/json does, escapes included (<,
+// > and & too, U+2028 and U+2029, invalid UTF-8 as U+FFFD): outputs are
+// often multi-line, and encoding/json costs an allocation per string.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			i++
+			continue
+		}
+		b = append(b, s[start:i]...)
+		size := 1
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			if c < utf8.RuneSelf {
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+				break
+			}
+			var r rune
+			r, size = utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && size == 1:
+				b = append(b, `\ufffd`...)
+			case r == '\u2028' || r == '\u2029':
+				b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			default:
+				b = append(b, s[i:i+size]...)
+			}
+		}
+		i += size
+		start = i
+	}
+	return append(append(b, s[start:]...), '"')
 }
 
 func (o *object) add(key string, value any) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 )
@@ -74,7 +75,36 @@ func handle(h handler) gin.HandlerFunc {
 		case body == nil:
 			c.Status(code)
 		default:
-			c.JSON(code, body)
+			writeJSON(c, code, body)
 		}
 	}
 }
+
+// writeJSON answers body as JSON; an object as it writes itself, which
+// encoding/json would only read again to compact it.
+func writeJSON(c *gin.Context, code int, body any) {
+	o, ok := body.(object)
+	if !ok {
+		c.JSON(code, body)
+		return
+	}
+	buf := jsonBuffers.Get().(*[]byte)
+	raw, err := o.appendJSON((*buf)[:0])
+	if err != nil {
+		abort(c, internalError(err))
+		return
+	}
+	c.Data(code, "application/json; charset=utf-8", raw)
+	if cap(raw) <= maxPooledJSON {
+		*buf = raw
+		jsonBuffers.Put(buf)
+	}
+}
+
+// jsonBuffers are reused once written (Data writes before it returns): a
+// list's JSON is most of a request's garbage, and each garbage collection
+// scans the whole cache.
+var jsonBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledJSON keeps a rare huge answer from staying in the pool.
+const maxPooledJSON = 256 << 10

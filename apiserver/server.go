@@ -3,10 +3,12 @@
 // Function and Execution objects, so the official Appwrite SDKs work
 // against any cluster running the kfn operator.
 //
-// The facade is stateless. It reads Functions and Executions from the
-// controller-runtime informer cache (a function's executions through the
-// spec.functionName field index), creates Executions, and waits for a
-// synchronous execution to finish on informer events.
+// The facade is stateless. It reads Functions from the controller-runtime
+// informer cache and Executions from an index the Execution informer feeds
+// (internal/execindex: by function, in list order, without copies), reads
+// around the cache the outputs the cache leaves out of large finished
+// records, creates Executions, and waits for a synchronous execution to
+// finish on informer events.
 package apiserver
 
 import (
@@ -24,12 +26,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/execindex"
 )
 
 // The facade reads Functions and Executions, creates and deletes
@@ -98,27 +102,38 @@ func (o Options) withDefaults() Options {
 // Server is the REST facade.
 type Server struct {
 	opts Options
-	// reader reads Functions and Executions from the manager's cache.
+	// reader reads Functions from the manager's cache.
 	reader client.Reader
+	// live reads around the cache: the outputs a stripped cached
+	// Execution lacks (kube.IsStripped).
+	live client.Reader
 	// writer creates and deletes Executions and JWT Secrets.
 	writer client.Client
-	// creds holds project namespaces and API key Secrets, jwtKeys the
+	// creds reads project namespaces and API key Secrets, jwtKeys the
 	// projects' JWT signing Secrets: caches of their own, so only those
 	// Secrets are ever held in memory.
-	creds   cache.Cache
-	jwtKeys cache.Cache
-	// executions is the Execution informer, watched for sync waits.
-	executions cache.Cache
-	waiters    *waiters
-	limiter    *limiter.Limiter
-	engine     *gin.Engine
-	log        logr.Logger
-	ready      chan struct{}
+	creds   client.Reader
+	jwtKeys client.Reader
+	// index holds the Executions by function in list order; it and the
+	// waiters are fed by the Execution informer of cache.
+	index   *execindex.Index
+	cache   cache.Cache
+	waiters *waiters
+	// informers are started and synced by Start before it serves.
+	informers []informerOf
+	limiter   *limiter.Limiter
+	engine    *gin.Engine
+	log       logr.Logger
+	ready     chan struct{}
 }
 
-// SetupWithManager adds the facade, and the caches it needs, to a manager
-// whose cache has the Execution field index of
-// kube.IndexExecutionsByFunction.
+// informerOf is one informer the handlers read from.
+type informerOf struct {
+	cache cache.Cache
+	obj   client.Object
+}
+
+// SetupWithManager adds the facade, and the caches it needs, to a manager.
 func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
 	opts = opts.withDefaults()
 	if opts.Logger.GetSink() == nil {
@@ -145,20 +160,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the JWT key cache: %w", err)
 	}
-	s := &Server{
-		opts:       opts,
-		reader:     mgr.GetCache(),
-		writer:     mgr.GetClient(),
-		creds:      creds,
-		jwtKeys:    jwtKeys,
-		executions: mgr.GetCache(),
-		waiters:    newWaiters(),
-		log:        opts.Logger,
-		ready:      make(chan struct{}),
-	}
-	if opts.RateLimit > 0 {
-		s.limiter = limiter.New(memory.NewStore(), limiter.Rate{Period: opts.RatePeriod, Limit: int64(opts.RateLimit)})
-	}
+	s := newServer(opts, mgr.GetCache(), mgr.GetAPIReader(), mgr.GetClient(), creds, jwtKeys)
+	s.cache = mgr.GetCache()
+	s.informers = []informerOf{{s.cache, &fnv1.Function{}}, {creds, &corev1.Namespace{}}, {creds, &corev1.Secret{}}, {jwtKeys, &corev1.Secret{}}}
 	if s.engine, err = s.newEngine(); err != nil {
 		return nil, err
 	}
@@ -170,35 +174,56 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// newServer is a facade without its engine and informers, on readers of
+// any kind (tests and benchmarks use fakes).
+func newServer(opts Options, reader, live client.Reader, writer client.Client, creds, jwtKeys client.Reader) *Server {
+	s := &Server{
+		opts:    opts,
+		reader:  reader,
+		live:    live,
+		writer:  writer,
+		creds:   creds,
+		jwtKeys: jwtKeys,
+		index:   execindex.New(),
+		waiters: newWaiters(),
+		log:     opts.Logger,
+		ready:   make(chan struct{}),
+	}
+	if opts.RateLimit > 0 {
+		s.limiter = limiter.New(memory.NewStore(), limiter.Rate{Period: opts.RatePeriod, Limit: int64(opts.RateLimit)})
+	}
+	return s
+}
+
 // Handler is the facade's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.engine }
 
 // NeedLeaderElection is false: every replica serves.
 func (s *Server) NeedLeaderElection() bool { return false }
 
-// Start watches Executions for sync waiters, waits for the caches and
-// serves until ctx is done.
+// Start indexes Executions (and wakes sync waiters on their events),
+// waits for every informer the handlers read, and serves until ctx is done.
 func (s *Server) Start(ctx context.Context) error {
-	inf, err := s.executions.GetInformer(ctx, &fnv1.Execution{})
+	inf, err := s.cache.GetInformer(ctx, &fnv1.Execution{})
 	if err != nil {
 		return err
 	}
-	if _, err := inf.AddEventHandler(s.waiters.handler()); err != nil {
+	reg, err := inf.AddEventHandler(executionEvents{s.index, s.waiters})
+	if err != nil {
 		return err
 	}
-	// Informers the handlers read from, started before serving.
-	for _, obj := range []struct {
-		c   cache.Cache
-		obj client.Object
-	}{{s.reader.(cache.Cache), &fnv1.Function{}}, {s.creds, &corev1.Namespace{}}, {s.creds, &corev1.Secret{}}, {s.jwtKeys, &corev1.Secret{}}} {
-		if _, err := obj.c.GetInformer(ctx, obj.obj); err != nil {
+	// The index is complete only once its handler has seen the initial
+	// list, not when the informer's store has.
+	synced := []toolscache.InformerSynced{reg.HasSynced}
+	for _, i := range s.informers {
+		inf, err := i.cache.GetInformer(ctx, i.obj)
+		if err != nil {
 			return err
 		}
+		synced = append(synced, inf.HasSynced)
 	}
-	for _, c := range []cache.Cache{s.creds, s.jwtKeys, s.executions} {
-		if !c.WaitForCacheSync(ctx) {
-			return errors.New("the facade's caches did not sync")
-		}
+	if !toolscache.WaitForCacheSync(ctx.Done(), synced...) {
+		return errors.New("the facade's caches did not sync")
 	}
 	ln := s.opts.Listener
 	if ln == nil {

@@ -49,12 +49,17 @@ const (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if fuzz := flag.Lookup("test.fuzz"); fuzz != nil && fuzz.Value.String() != "" {
-		// Fuzzing (and its worker processes) needs no cluster; the
-		// integration tests skip themselves.
+	if noCluster() {
 		os.Exit(m.Run())
 	}
 	os.Exit(runSuite(m))
+}
+
+// noCluster tells when no test that needs the cluster runs: fuzzing (and
+// its worker processes), or benchmarks alone (-run '^$').
+func noCluster() bool {
+	fuzz, run := flag.Lookup("test.fuzz"), flag.Lookup("test.run")
+	return (fuzz != nil && fuzz.Value.String() != "") || (run != nil && run.Value.String() == "^$")
 }
 
 func runSuite(m *testing.M) int {
@@ -69,7 +74,25 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "setting up:", err)
 		return 1
 	}
+	// The facade runs as `kfn apiserver` does: in a manager of its own,
+	// with the facade's cache.
+	facadeMgr, err := newManager(fixture.Config, Addresses{Metrics: "0"})
+	if err == nil {
+		err = setupFacade(facadeMgr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "setting up the facade:", err)
+		return 1
+	}
 	fixture.StartManager()
+	ctx, stopFacade := context.WithCancel(context.Background())
+	defer stopFacade()
+	go func() {
+		if err := facadeMgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "facade manager:", err)
+			os.Exit(1)
+		}
+	}()
 	select {
 	case <-facade.Ready():
 	case <-time.After(60 * time.Second):
@@ -94,10 +117,11 @@ func setup(mgr ctrl.Manager) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := ctrl.NewControllerManagedBy(mgr).Named("fake-kubelet").For(&batchv1.Job{}).
-		Complete(&fakeKubelet{c: mgr.GetClient()}); err != nil {
-		return err
-	}
+	return ctrl.NewControllerManagedBy(mgr).Named("fake-kubelet").For(&batchv1.Job{}).
+		Complete(&fakeKubelet{c: mgr.GetClient()})
+}
+
+func setupFacade(mgr ctrl.Manager) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -187,6 +211,7 @@ func (k *fakeKubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Res
 //	status:CODE   answers CODE
 //	fail          exits 1 with status 500 and "boom" on stderr
 //	headers       answers with a content-type and an x-trace-id header
+//	stdout:N      answers 200 with N bytes of stdout
 //	anything else answers 200 with "echo:<payload>" (plus the user ID, if any)
 func behave(e *fnv1.Execution) (res runner.Result, delay time.Duration, hang bool) {
 	payload := e.RequestBody()
@@ -205,6 +230,9 @@ func behave(e *fnv1.Execution) (res runner.Result, delay time.Duration, hang boo
 		res.Response = "status " + strconv.Itoa(res.StatusCode)
 	case payload == "fail":
 		res.StatusCode, res.ExitCode, res.Response, res.Stderr = 500, 1, "", "boom"
+	case strings.HasPrefix(payload, "stdout:"):
+		n, _ := strconv.Atoi(strings.TrimPrefix(payload, "stdout:"))
+		res.Stdout = strings.Repeat("x", n)
 	case payload == "headers":
 		res.ResponseHeaders = map[string]string{"content-type": "application/json", "x-trace-id": "abc"}
 	}

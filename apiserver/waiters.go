@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/execindex"
 )
 
 // waiters wakes requests waiting on an Execution whenever the informer
@@ -59,29 +60,44 @@ func (w *waiters) notify(obj any) {
 	for ch := range w.m[key] {
 		select {
 		case ch <- struct{}{}:
-		default: // already signalled; the waiter re-reads the cache anyway
+		default: // already signalled; the waiter re-reads the index anyway
 		}
 	}
 }
 
-func (w *waiters) handler() toolscache.ResourceEventHandler {
-	return toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    w.notify,
-		UpdateFunc: func(_, obj any) { w.notify(obj) },
-		DeleteFunc: w.notify,
-	}
+// executionEvents feeds the index, then wakes the execution's waiters:
+// one registration, in that order, so a woken waiter finds the change in
+// the index, and a read after an answered create finds the new execution.
+type executionEvents struct {
+	index   *execindex.Index
+	waiters *waiters
 }
 
-// await reads the Execution from the cache after each informer event for
+func (h executionEvents) OnAdd(obj any, initial bool) {
+	h.index.OnAdd(obj, initial)
+	h.waiters.notify(obj)
+}
+
+func (h executionEvents) OnUpdate(oldObj, newObj any) {
+	h.index.OnUpdate(oldObj, newObj)
+	h.waiters.notify(newObj)
+}
+
+func (h executionEvents) OnDelete(obj any) {
+	h.index.OnDelete(obj)
+	h.waiters.notify(obj)
+}
+
+// await reads the Execution from the index after each informer event for
 // it until cond holds, the bound passes or the request ends. It returns
-// the last state seen (nil if none) and whether cond held.
+// the last state seen (nil if none; the informer's object, read-only) and
+// whether cond held.
 func (s *Server) await(ctx context.Context, key types.NamespacedName, events <-chan struct{}, bound time.Duration, cond func(*fnv1.Execution) bool) (*fnv1.Execution, bool) {
 	timer := time.NewTimer(bound)
 	defer timer.Stop()
 	var last *fnv1.Execution
 	for {
-		e := &fnv1.Execution{}
-		if err := s.reader.Get(ctx, key, e); err == nil {
+		if e, ok := s.index.Get(key.Namespace, key.Name); ok {
 			last = e
 			if cond(e) {
 				return e, true

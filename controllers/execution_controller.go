@@ -358,37 +358,48 @@ func (r *ExecutionReconciler) cleanUp(ctx context.Context, exec *fnv1.Execution,
 
 // deleteRequestSecrets deletes the request's Secrets the Execution owns (see
 // adoptSecrets): the caller's JWT and a body of up to 10 MiB would otherwise
-// stay in etcd as long as the record. Right after the record is written a
-// Secret the cache lacks (one kfn did not make) is looked up on the API
-// server; later reconciles of the record (every restart makes one each) ask
-// only the cache, so the stored history costs no API reads. A Secret left
-// behind still goes with the record.
+// stay in etcd as long as the record. Right after the record is written
+// they are read from the API server (the cache lacks Secrets kfn did not
+// make, and may not have seen the adoption yet); later reconciles of the
+// record, a retry or every restart's, ask only the cache, so the stored
+// history costs no API reads. A Secret left behind still goes with the
+// record.
 func (r *ExecutionReconciler) deleteRequestSecrets(ctx context.Context, exec *fnv1.Execution, justFinished bool) error {
 	names := append([]string{exec.Spec.JWTSecretName}, exec.Spec.BodySecrets...)
 	for _, name := range names {
 		if name == "" {
 			continue
 		}
-		secret := &corev1.Secret{}
-		key := types.NamespacedName{Namespace: exec.Namespace, Name: name}
-		err := r.Get(ctx, key, secret)
-		if apierrors.IsNotFound(err) && justFinished {
-			err = r.APIReader.Get(ctx, key, secret)
-		}
+		found, err := r.secretMeta(ctx, types.NamespacedName{Namespace: exec.Namespace, Name: name}, justFinished)
 		if err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
 			return err
 		}
-		if secret.DeletionTimestamp != nil || !ownedBy(secret, exec) {
+		if found.GetDeletionTimestamp() != nil || !ownedBy(found, exec) {
 			continue
 		}
-		if err := r.Delete(ctx, secret, client.Preconditions{UID: &secret.UID}); client.IgnoreNotFound(err) != nil {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: exec.Namespace, Name: name}}
+		uid := found.GetUID()
+		if err := r.Delete(ctx, secret, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting request secret %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// secretMeta reads what deleteRequestSecrets needs of a Secret: from the
+// API server, its metadata only (a body Secret holds up to 1 MiB), or from
+// the cache, which keeps no request Secret's data.
+func (r *ExecutionReconciler) secretMeta(ctx context.Context, key types.NamespacedName, live bool) (client.Object, error) {
+	if live {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		return m, r.APIReader.Get(ctx, key, m)
+	}
+	s := &corev1.Secret{}
+	return s, r.Get(ctx, key, s)
 }
 
 // ownedBy reports whether owner, this very object (its UID), owns obj.

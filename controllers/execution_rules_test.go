@@ -225,7 +225,7 @@ func TestDesiredStatus(t *testing.T) {
 			check: waitingWith("waiting for the function to be created"),
 		},
 		"waiting for the job": {w: world{exec: ruleExec("", ""), fn: ruleFunction(nil)}, check: waitingWith("creating the job")},
-		"waiting for the pod": {w: world{exec: ruleExec("", ""), job: &batchv1.Job{}}, check: waitingWith("waiting for the pod to be created")},
+		"waiting for the pod": {w: world{exec: ruleExec("", ""), job: &batchv1.Job{}}, check: waitingWith("waiting for the function to start")},
 		"waiting for an image": {
 			w:     world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil, waiting("ErrImagePull"))},
 			check: waitingWith("ErrImagePull: details"),

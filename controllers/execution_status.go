@@ -187,11 +187,11 @@ func waitingMessage(w world) string {
 		return "waiting for the function to be created"
 	case w.job == nil:
 		return "creating the job"
-	case w.pod == nil:
-		return "waiting for the pod to be created"
 	case reason != "":
 		return reason
 	default:
+		// One message from Job to start, so the pod's appearance needs no
+		// status write of its own.
 		return "waiting for the function to start"
 	}
 }

@@ -2,7 +2,6 @@ package kube
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
@@ -46,8 +45,15 @@ func CacheOptions(reader Reader) cache.Options {
 	byObject := ManagedObjectsOnly()
 	byObject[&fnv1.Execution{}] = cache.ByObject{Transform: executionTransform(reader)}
 	if reader == Operator {
-		managed := labels.SelectorFromSet(ManagedLabels())
-		byObject[&corev1.Secret{}] = cache.ByObject{Label: managed, Transform: stripSecretData}
+		// The entry ManagedObjectsOnly made is changed, not a second one
+		// added: keys are pointers, so two entries of one kind would both
+		// stay, and the cache would use either.
+		for obj, opts := range byObject {
+			if _, ok := obj.(*corev1.Secret); ok {
+				opts.Transform = stripSecretData
+				byObject[obj] = opts
+			}
+		}
 	}
 	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -84,6 +85,29 @@ func TestStripSecretDataKeepsCode(t *testing.T) {
 		out, _ := stripSecretData(s)
 		if got := out.(*corev1.Secret).Data != nil; got != tt.wantData {
 			t.Errorf("labels %v: data kept = %v, want %v", tt.labels, got, tt.wantData)
+		}
+	}
+}
+
+// One entry per kind: with two (keys are pointers) the cache would use
+// either, and the operator could keep request Secrets' data after all.
+func TestCacheOptionsHaveOneEntryPerKind(t *testing.T) {
+	for _, reader := range []Reader{Operator, Facade} {
+		kinds := map[string]int{}
+		var secretTransform bool
+		for obj, opts := range CacheOptions(reader).ByObject {
+			kinds[fmt.Sprintf("%T", obj)]++
+			if _, ok := obj.(*corev1.Secret); ok {
+				secretTransform = opts.Transform != nil
+			}
+		}
+		for kind, n := range kinds {
+			if n != 1 {
+				t.Errorf("reader %d: %d entries for %s", reader, n, kind)
+			}
+		}
+		if want := reader == Operator; secretTransform != want {
+			t.Errorf("reader %d: Secret transform set = %v, want %v", reader, secretTransform, want)
 		}
 	}
 }
