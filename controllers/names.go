@@ -10,7 +10,7 @@ import (
 
 // Labels and names shared by the objects kfn creates.
 const (
-	labelExecution = "functions.kfn.dev/execution"
+	labelExecution = kube.LabelExecution
 	// labelFunction marks a Function's code Secret: the operator's cache
 	// keeps the data of Secrets with it (kube.CacheOptions).
 	labelFunction = kube.LabelFunction

@@ -24,6 +24,11 @@ const (
 	// code Secret): the operator keeps their data in its cache.
 	LabelFunction = "functions.kfn.dev/function"
 
+	// LabelExecution names the Execution an object was made for: its Job
+	// and pod, and the request Secrets (JWT, body parts) the facade
+	// creates, which only that Execution may adopt.
+	LabelExecution = "functions.kfn.dev/execution"
+
 	lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 )
 
