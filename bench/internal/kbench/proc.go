@@ -1,0 +1,163 @@
+package kbench
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// FindProcess returns the pid of the one process whose command line starts
+// with argv (e.g. "/kfn", "manager"); the node is this machine, so the
+// containers' processes are visible in /proc.
+func FindProcess(argv ...string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	want := []byte(strings.Join(argv, "\x00") + "\x00")
+	var found []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if bytes.HasPrefix(cmd, want) {
+			found = append(found, pid)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return 0, fmt.Errorf("no process %q", strings.Join(argv, " "))
+	case 1:
+		return found[0], nil
+	}
+	return 0, fmt.Errorf("%d processes %q: %v", len(found), strings.Join(argv, " "), found)
+}
+
+// PIDFile reads a pid file of the local cluster (run/<component>.pid).
+func (e *Env) PIDFile(component string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(e.ClusterDir, "run", component+".pid"))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// RSS is a process's resident set size (VmRSS) in bytes.
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, err := strconv.ParseInt(f[1], 10, 64)
+				return kb << 10, err
+			}
+		}
+	}
+	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
+}
+
+// MiB formats bytes as MiB.
+func MiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// Sampler records the peak RSS of a process while it runs.
+type Sampler struct {
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	peak int64
+	n    int
+}
+
+// SampleRSS samples a process's RSS every interval until Stop.
+func SampleRSS(find func() (int, error), interval time.Duration) *Sampler {
+	s := &Sampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if pid, err := find(); err == nil {
+				if rss, err := RSS(pid); err == nil {
+					s.mu.Lock()
+					s.peak = max(s.peak, rss)
+					s.n++
+					s.mu.Unlock()
+				}
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// Stop ends sampling and returns the peak RSS and the number of samples.
+func (s *Sampler) Stop() (int64, int) {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak, s.n
+}
+
+// APIServerHTTP is a plain HTTPS client for the kube-apiserver with the
+// kubeconfig's credentials (client certificate), keeping conns connections
+// alive, over HTTP/1.1 like the facade's clients.
+func (e *Env) APIServerHTTP(conns int) (*http.Client, string, error) {
+	tlsCfg, err := rest.TLSConfigFor(e.Config)
+	if err != nil {
+		return nil, "", err
+	}
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{}
+	}
+	tlsCfg.NextProtos = []string{"http/1.1"}
+	var tr http.RoundTripper = &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     tlsCfg,
+		MaxIdleConns:        conns * 2,
+		MaxIdleConnsPerHost: conns * 2,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	if e.Config.BearerToken != "" {
+		tr = &bearer{token: e.Config.BearerToken, next: tr}
+	}
+	host := strings.TrimRight(e.Config.Host, "/")
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}, host, nil
+}
+
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b *bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}

@@ -1,0 +1,507 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/bench/internal/kbench"
+	"github.com/kfn-dev/kfn/bench/internal/latency"
+)
+
+// noopFunction is the no-op Function the benchmarks run; its history
+// limits are high so that pruning neither deletes the records a benchmark
+// counts nor adds deletes to the writes it counts.
+func noopFunction(ns, name string) *fnv1.Function {
+	return &fnv1.Function{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: fnv1.FunctionSpec{
+			Image: latency.Image, Command: []string{"true"}, Timeout: 30,
+			SuccessfulExecutionsHistoryLimit: ptr.To[int32](1000000),
+			FailedExecutionsHistoryLimit:     ptr.To[int32](1000000),
+		},
+	}
+}
+
+// b2: a burst of async executions vs a burst of bare Jobs, the API writes
+// of each, then the facade's async-create rate.
+func (b *bench) b2(ctx context.Context) error {
+	env, c := b.env, b.env.Client
+	p, err := env.NewProject(ctx, "bench-burst-", b.run)
+	if err != nil {
+		return err
+	}
+	if err := c.Create(ctx, noopFunction(p.Namespace, "noop")); err != nil {
+		return err
+	}
+	n := b.c.burst
+
+	mgrURL, err := b.metricsURL(ctx, b.c.managerDeploy)
+	if err != nil {
+		return err
+	}
+	facadeURL, err := b.metricsURL(ctx, b.c.facadeDeploy)
+	if err != nil {
+		return err
+	}
+	hc := kbench.NewHTTPClient(2, 30*time.Second)
+	scrapeAll := func() (api, mgr, fac kbench.Metrics, err error) {
+		if api, err = env.ScrapeAPIServer(ctx); err != nil {
+			return
+		}
+		if mgr, err = kbench.ScrapeURL(ctx, hc, mgrURL); err != nil {
+			return
+		}
+		fac, err = kbench.ScrapeURL(ctx, hc, facadeURL)
+		return
+	}
+
+	// Bare Jobs: the same pod as a kfn function pod without the runner.
+	a0, m0, _, err := scrapeAll()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	bareDone, bareTime, err := b.burstJobs(ctx, p.Namespace, n)
+	if err != nil {
+		return fmt.Errorf("bare jobs: %w", err)
+	}
+	// Their cleanup (by this client, as a user of bare Jobs would) belongs
+	// to their writes, as the operator's own cleanup belongs to kfn's.
+	if err := c.DeleteAllOf(ctx, &batchv1.Job{}, client.InNamespace(p.Namespace), client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+		return err
+	}
+	if err := b.waitNoJobsNoPods(ctx, p.Namespace, 4*time.Minute); err != nil {
+		return fmt.Errorf("bare jobs cleanup: %w", err)
+	}
+	a1, m1, f1, err := scrapeAll()
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+
+	// kfn: async creates through the facade.
+	execDone, execTime, failed, err := b.burstExecutions(ctx, p, n)
+	if err != nil {
+		return fmt.Errorf("executions: %w", err)
+	}
+	if err := b.waitNoJobsNoPods(ctx, p.Namespace, 4*time.Minute); err != nil {
+		return fmt.Errorf("kfn cleanup of jobs and pods: %w", err)
+	}
+	a2, m2, f2, err := scrapeAll()
+	if err != nil {
+		return err
+	}
+	t2 := time.Now()
+
+	bareRate, execRate := float64(n)/bareTime.Seconds(), float64(n)/execTime.Seconds()
+	kfnCell := fmt.Sprintf("%.2f/s (%.1f s)", execRate, execTime.Seconds())
+	if failed > 0 {
+		kfnCell += fmt.Sprintf(", %d failed", failed)
+		reasons, err := b.failureReasons(ctx, p.Namespace)
+		if err == nil {
+			b.r.rawf("B2 burst: failed executions by reason: %s", reasons)
+		}
+	}
+	b.r.row(fmt.Sprintf("B2 burst of %d: runs/s until all done", n), kfnCell,
+		fmt.Sprintf("%.2f/s (%.1f s)", bareRate, bareTime.Seconds()), kbench.Ratio(execRate, bareRate), "—")
+	b.r.rawf("B2 burst: %d bare Jobs created by %d clients → all Complete in %.1f s (per Job p50 %.1f s, p90 %.1f s)",
+		n, b.c.burstClients, bareTime.Seconds(), kbench.Percentile(bareDone, 50), kbench.Percentile(bareDone, 90))
+	b.r.rawf("B2 burst: %d async executions POSTed by %d clients → all finished in %.1f s (per execution p50 %.1f s, p90 %.1f s); %d failed",
+		n, b.c.burstClients, execTime.Seconds(), kbench.Percentile(execDone, 50), kbench.Percentile(execDone, 90), failed)
+
+	// Writes. The kube-apiserver counts every client's; the manager's own
+	// client counts its own (including leader-election lease renewals,
+	// estimated from the idle manager during the bare-Job phase).
+	writes := func(m kbench.Metrics) map[string]float64 {
+		out := map[string]float64{}
+		for k, v := range m.By("apiserver_request_total", "verb", "group", "resource", "subresource") {
+			if kbench.WriteVerbs[strings.Split(k, "|")[0]] {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	bareW, kfnW := kbench.Delta(writes(a0), writes(a1)), kbench.Delta(writes(a1), writes(a2))
+	sum := func(m map[string]float64) (s float64) {
+		for _, v := range m {
+			s += v
+		}
+		return
+	}
+	b.r.row("B2 kube-apiserver writes per run (all clients, incl. cleanup)", fmt.Sprintf("%.1f", sum(kfnW)/float64(n)),
+		fmt.Sprintf("%.1f", sum(bareW)/float64(n)), kbench.Ratio(sum(kfnW), sum(bareW)), "—")
+	b.r.rawf("B2 kube-apiserver writes per run by verb group/resource/subresource (kfn | bare Job); from apiserver_request_total, all clients, burst through cleanup:")
+	keys := map[string]float64{}
+	for k := range bareW {
+		keys[k] = 0
+	}
+	for k := range kfnW {
+		keys[k] = 0
+	}
+	for _, k := range kbench.SortedKeys(keys) {
+		f := strings.Split(k, "|") // verb, group, resource, subresource
+		name := f[0] + " " + strings.TrimPrefix(f[1]+"/"+f[2], "/")
+		if f[3] != "" {
+			name += "/" + f[3]
+		}
+		if fmt.Sprintf("%.2f%.2f", kfnW[k]/float64(n), bareW[k]/float64(n)) == "0.000.00" {
+			continue // another client's stray write
+		}
+		b.r.rawf("B2   %-52s %6.2f | %6.2f", name, kfnW[k]/float64(n), bareW[k]/float64(n))
+	}
+
+	mw := func(m kbench.Metrics) map[string]float64 { return m.By("rest_client_requests_total", "method") }
+	idle, busy := kbench.Delta(mw(m0), mw(m1)), kbench.Delta(mw(m1), mw(m2))
+	scale := t2.Sub(t1).Seconds() / t1.Sub(t0).Seconds()
+	var mgrWrites, mgrIdle float64
+	var parts []string
+	for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		mgrWrites += busy[method]
+		mgrIdle += idle[method] * scale
+		parts = append(parts, fmt.Sprintf("%s %.2f", method, busy[method]/float64(n)))
+	}
+	perExec := (mgrWrites - mgrIdle) / float64(n)
+	b.r.row("B2 operator API writes per execution (its client metrics)", fmt.Sprintf("%.2f", perExec), "—", "—", "—")
+	b.r.rawf("B2 manager rest_client_requests_total during the kfn burst, per execution: %s; GET %.2f; idle (lease renewals etc.) %.0f writes in %.0f s of the bare phase, scaled to the kfn phase: %.0f, subtracted: %.2f writes/execution",
+		strings.Join(parts, ", "), busy["GET"]/float64(n), sum(idle)-idle["GET"], t1.Sub(t0).Seconds(), mgrIdle, perExec)
+	fw := kbench.Delta(mw(f1), mw(f2))
+	b.r.rawf("B2 facade rest_client_requests_total during the kfn burst, per execution: POST %.2f, PUT %.2f, PATCH %.2f, DELETE %.2f, GET %.2f",
+		fw["POST"]/float64(n), fw["PUT"]/float64(n), fw["PATCH"]/float64(n), fw["DELETE"]/float64(n), fw["GET"]/float64(n))
+
+	// The create-rate test makes executions that must not run: the manager
+	// goes to 0 (B3 seeds with it at 0 too, and scales it back).
+	if err := b.managerDown(ctx); err != nil {
+		return err
+	}
+	if err := b.createRate(ctx); err != nil {
+		return err
+	}
+	if !b.c.only["b3"] {
+		_, _, err := b.managerUp(ctx)
+		return err
+	}
+	return nil
+}
+
+// failureReasons counts the failed executions of a namespace by reason.
+func (b *bench) failureReasons(ctx context.Context, ns string) (string, error) {
+	var list fnv1.ExecutionList
+	if err := b.env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return "", err
+	}
+	count := map[string]float64{}
+	example := map[string]string{}
+	for _, e := range list.Items {
+		if e.Status.Status == fnv1.PhaseFailed {
+			count[e.Status.Reason]++
+			example[e.Status.Reason] = e.Status.Message
+		}
+	}
+	var parts []string
+	for _, r := range kbench.SortedKeys(count) {
+		parts = append(parts, fmt.Sprintf("%s %.0f (e.g. %q)", r, count[r], example[r]))
+	}
+	return strings.Join(parts, "; "), nil
+}
+
+func (b *bench) metricsURL(ctx context.Context, deployment string) (string, error) {
+	ip, err := b.env.ReadyPodIP(ctx, b.c.kfnNS, deployment)
+	if err != nil {
+		return "", err
+	}
+	return "http://" + ip + ":8080/metrics", nil
+}
+
+// burstJobs creates n bare Jobs from burstClients goroutines and waits for
+// all to finish; it returns each one's time to finish (sorted) and the time
+// until the last.
+func (b *bench) burstJobs(ctx context.Context, ns string, n int) ([]float64, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	w := b.startWatch(ctx, &batchv1.JobList{}, ns, n, start, func(o client.Object) (bool, bool) {
+		j := o.(*batchv1.Job)
+		return latency.JobFinished(j), true
+	})
+	err := parallel(ctx, b.c.burstClients, n, func(ctx context.Context, i int) error {
+		return b.env.Client.Create(ctx, latency.Job(ns, fmt.Sprintf("burst-%04d", i), false))
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	done, _, err := w.wait()
+	if err != nil {
+		return nil, 0, err
+	}
+	return kbench.Sorted(done), maxDur(done), nil
+}
+
+// burstExecutions creates n async executions through the facade from
+// burstClients goroutines and waits until all are finished.
+func (b *bench) burstExecutions(ctx context.Context, p *kbench.Project, n int) ([]float64, time.Duration, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	w := b.startWatch(ctx, &fnv1.ExecutionList{}, p.Namespace, n, start, func(o client.Object) (bool, bool) {
+		e := o.(*fnv1.Execution)
+		return e.Status.Status.IsFinished(), e.Status.Status == fnv1.PhaseCompleted
+	})
+	var created atomic.Int64
+	err := parallel(ctx, b.c.burstClients, n, func(ctx context.Context, i int) error {
+		code, body, err := b.facade.Do(ctx, http.MethodPost, "/functions/noop/executions", p, []byte(`{"body":"","async":true}`), nil)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusAccepted {
+			return fmt.Errorf("POST: %d %s", code, short(string(body)))
+		}
+		created.Add(1)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	b.r.rawf("B2 burst: all %d async creates answered 202 after %.1f s", created.Load(), time.Since(start).Seconds())
+	done, failed, err := w.wait()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return kbench.Sorted(done), maxDur(done), failed, nil
+}
+
+func maxDur(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+// parallel runs f(i) for i in [0, n) from clients goroutines; the first
+// error stops it.
+func parallel(ctx context.Context, clients, n int, f func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idx := make(chan int)
+	var (
+		once     sync.Once
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				if err := f(ctx, i); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+feed:
+	for i := 0; i < n; i++ {
+		select {
+		case idx <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(idx)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// watcher follows the objects of a namespace until want of them are
+// finished, noting when each one was first seen finished.
+type watcher struct {
+	done chan struct{}
+	res  []time.Duration
+	bad  int
+	err  error
+}
+
+func (w *watcher) wait() ([]time.Duration, int, error) {
+	<-w.done
+	return w.res, w.bad, w.err
+}
+
+// startWatch lists, then watches from the list's resourceVersion (and
+// lists again when a watch ends), until want objects are finished or ctx
+// ends. finished returns (finished, good).
+func (b *bench) startWatch(ctx context.Context, list client.ObjectList, ns string, want int, start time.Time, finished func(client.Object) (bool, bool)) *watcher {
+	w := &watcher{done: make(chan struct{})}
+	c := b.env.Client
+	seen := map[string]time.Duration{}
+	note := func(o client.Object) {
+		if _, ok := seen[o.GetName()]; ok {
+			return
+		}
+		if fin, good := finished(o); fin {
+			seen[o.GetName()] = time.Since(start)
+			if !good {
+				w.bad++
+			}
+		}
+	}
+	ready := make(chan struct{})
+	go func() {
+		defer close(w.done)
+		first := true
+		for len(seen) < want {
+			l := list.DeepCopyObject().(client.ObjectList)
+			if err := c.List(ctx, l, client.InNamespace(ns)); err != nil {
+				w.err = err
+				return
+			}
+			items, _ := meta.ExtractList(l)
+			for _, it := range items {
+				note(it.(client.Object))
+			}
+			if first {
+				close(ready)
+				first = false
+			}
+			if len(seen) >= want {
+				break
+			}
+			wt, err := c.Watch(ctx, list.DeepCopyObject().(client.ObjectList), client.InNamespace(ns),
+				&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: l.GetResourceVersion(), AllowWatchBookmarks: true}})
+			if err != nil {
+				w.err = err
+				return
+			}
+		events:
+			for len(seen) < want {
+				select {
+				case ev, ok := <-wt.ResultChan():
+					if !ok || ev.Type == watch.Error {
+						break events
+					}
+					if o, ok := ev.Object.(client.Object); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
+						note(o)
+					}
+				case <-ctx.Done():
+					wt.Stop()
+					w.err = fmt.Errorf("%d of %d finished: %w", len(seen), want, ctx.Err())
+					return
+				}
+			}
+			wt.Stop()
+		}
+		for _, d := range seen {
+			w.res = append(w.res, d)
+		}
+		sort.Slice(w.res, func(i, j int) bool { return w.res[i] < w.res[j] })
+	}()
+	select {
+	case <-ready:
+	case <-w.done:
+	}
+	return w
+}
+
+// waitNoJobsNoPods waits (bounded) until a namespace holds no Job and no pod.
+func (b *bench) waitNoJobsNoPods(ctx context.Context, ns string, waitFor time.Duration) error {
+	return wait.PollUntilContextTimeout(ctx, time.Second, waitFor, true, func(ctx context.Context) (bool, error) {
+		var jobs batchv1.JobList
+		if err := b.env.Client.List(ctx, &jobs, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		var pods corev1.PodList
+		if err := b.env.Client.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		return len(jobs.Items) == 0 && len(pods.Items) == 0, nil
+	})
+}
+
+// createRate measures the facade's async-create rate with the manager
+// scaled to 0 (the executions are created, never run, then deleted with
+// their namespace), against creating Executions directly with the
+// kube-apiserver, and what a disabled function answers.
+func (b *bench) createRate(ctx context.Context) error {
+	env, c := b.env, b.env.Client
+	p, err := env.NewProject(ctx, "bench-create-", b.run)
+	if err != nil {
+		return err
+	}
+	if err := c.Create(ctx, noopFunction(p.Namespace, "noop")); err != nil {
+		return err
+	}
+	off := noopFunction(p.Namespace, "off")
+	off.Spec.Enabled = ptr.To(false)
+	if err := c.Create(ctx, off); err != nil {
+		return err
+	}
+	// The facade reads Functions from its cache: wait until it knows both.
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		code, _, err := b.facade.Do(ctx, http.MethodGet, "/functions/noop/executions", p, nil, nil)
+		return err == nil && code == http.StatusOK, nil
+	}); err != nil {
+		return fmt.Errorf("facade does not see the function: %w", err)
+	}
+
+	code, body, err := b.facade.Do(ctx, http.MethodPost, "/functions/off/executions", p, []byte(`{"body":"","async":true}`), nil)
+	if err != nil {
+		return err
+	}
+	var apiErr struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(body, &apiErr)
+	b.r.rawf("B2 create rate: a disabled function answers %d %s (no Execution is made), so it cannot measure creates", code, apiErr.Type)
+	rejects := kbench.RunLoad(ctx, b.c.rateClients, 2*time.Second, 100000, func(ctx context.Context, _, _ int) error {
+		code, _, err := b.facade.Do(ctx, http.MethodPost, "/functions/off/executions", p, []byte(`{"body":"","async":true}`), nil)
+		if err == nil && code != http.StatusNotFound {
+			err = fmt.Errorf("code %d", code)
+		}
+		return err
+	})
+	b.r.rawf("B2 create rate: disabled-function POSTs (%d clients, 2 s): %s", b.c.rateClients, rejects)
+
+	facade := kbench.RunLoad(ctx, b.c.rateClients, b.c.rateDuration, 100000, func(ctx context.Context, _, _ int) error {
+		code, body, err := b.facade.Do(ctx, http.MethodPost, "/functions/noop/executions", p, []byte(`{"body":"","async":true}`), nil)
+		if err == nil && code != http.StatusAccepted {
+			err = fmt.Errorf("code %d %s", code, short(string(body)))
+		}
+		return err
+	})
+	direct := kbench.RunLoad(ctx, b.c.rateClients, b.c.rateDuration, 100000, func(ctx context.Context, _, i int) error {
+		return c.Create(ctx, &fnv1.Execution{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("direct-%06d", i), Namespace: p.Namespace},
+			Spec:       fnv1.ExecutionSpec{FunctionName: "noop", Trigger: fnv1.TriggerHTTP, Async: true, Method: "POST", Path: "/"},
+		})
+	})
+	b.r.row(fmt.Sprintf("B2 async creates/s (%d clients, %s; manager at 0)", b.c.rateClients, b.c.rateDuration),
+		fmt.Sprintf("%.0f/s", facade.Rate()), fmt.Sprintf("%.0f/s (Executions created directly)", direct.Rate()), kbench.Ratio(facade.Rate(), direct.Rate()), "≥ 300/s")
+	b.r.rawf("B2 create rate: facade async POST (202 once cached): %s", facade)
+	b.r.rawf("B2 create rate: kube-apiserver create of the same Executions (client-go, HTTP/2): %s", direct)
+
+	t := time.Now()
+	if err := env.DeleteNamespace(ctx, p.Namespace, 4*time.Minute); err != nil {
+		return fmt.Errorf("deleting %s: %w", p.Namespace, err)
+	}
+	b.r.rawf("B2 create rate: namespace with %d executions deleted in %.0f s", facade.OK+direct.OK, time.Since(t).Seconds())
+	return nil
+}
