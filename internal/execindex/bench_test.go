@@ -94,42 +94,44 @@ func BenchmarkWalkLimit25Parallel(b *testing.B) {
 	}
 }
 
-// BenchmarkOnAdd adds executions in creation order (the common case) to
-// an index already holding n.
-func BenchmarkOnAdd(b *testing.B) {
+// benchGrowing runs step b.N times, for each size n, on an index already
+// holding the first n executions of es; the b.N steps take es[n+i] in
+// turn.
+func benchGrowing(b *testing.B, step func(ix *Index, es []*fnv1.Execution, n, i int)) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			es := history(n + b.N)
 			ix := indexed(es[:n])
 			b.ResetTimer()
 			for i := range b.N {
-				ix.OnAdd(es[n+i], false)
+				step(ix, es, n, i)
 			}
 		})
 	}
 }
 
+// BenchmarkOnAdd adds executions in creation order (the common case) to
+// an index already holding n.
+func BenchmarkOnAdd(b *testing.B) {
+	benchGrowing(b, func(ix *Index, es []*fnv1.Execution, n, i int) {
+		ix.OnAdd(es[n+i], false)
+	})
+}
+
 // BenchmarkRetention is the steady state: each new execution is added
 // and completes (two updates), and the oldest is deleted.
 func BenchmarkRetention(b *testing.B) {
-	for _, n := range sizes {
-		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			es := history(n + b.N)
-			ix := indexed(es[:n])
-			b.ResetTimer()
-			for i := range b.N {
-				e := es[n+i]
-				waiting := e.DeepCopy()
-				waiting.Status = fnv1.ExecutionStatus{}
-				processing := waiting.DeepCopy()
-				processing.Status.Status = fnv1.PhaseProcessing
-				ix.OnAdd(waiting, false)
-				ix.OnUpdate(waiting, processing)
-				ix.OnUpdate(processing, e)
-				ix.OnDelete(es[i])
-			}
-		})
-	}
+	benchGrowing(b, func(ix *Index, es []*fnv1.Execution, n, i int) {
+		e := es[n+i]
+		waiting := e.DeepCopy()
+		waiting.Status = fnv1.ExecutionStatus{}
+		processing := waiting.DeepCopy()
+		processing.Status.Status = fnv1.PhaseProcessing
+		ix.OnAdd(waiting, false)
+		ix.OnUpdate(waiting, processing)
+		ix.OnUpdate(processing, e)
+		ix.OnDelete(es[i])
+	})
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }

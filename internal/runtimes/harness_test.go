@@ -260,31 +260,38 @@ func symlink(t *testing.T, target, link string) {
 
 type check func(t *testing.T, r result)
 
-func status(code int) check {
+// equal checks that a field of the result, got, is want.
+func equal[T comparable](field string, got func(result) T, want T) check {
 	return func(t *testing.T, r result) {
 		t.Helper()
-		if r.StatusCode != code {
-			t.Errorf("statusCode = %d, want %d\n%s", r.StatusCode, code, r)
+		if v := got(r); v != want {
+			t.Errorf("%s = %#v, want %#v\n%s", field, v, want, r)
 		}
 	}
+}
+
+// contains checks that a text field of the result, got, holds every part.
+func contains(field string, got func(result) string, parts []string) check {
+	return func(t *testing.T, r result) {
+		t.Helper()
+		for _, p := range parts {
+			if !strings.Contains(got(r), p) {
+				t.Errorf("%s lacks %q\n%s", field, p, r)
+			}
+		}
+	}
+}
+
+func status(code int) check {
+	return equal("statusCode", func(r result) int { return r.StatusCode }, code)
 }
 
 func exitCode(code int) check {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		if r.ExitCode != code {
-			t.Errorf("exitCode = %d, want %d\n%s", r.ExitCode, code, r)
-		}
-	}
+	return equal("exitCode", func(r result) int { return r.ExitCode }, code)
 }
 
 func response(body string) check {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		if r.Response != body {
-			t.Errorf("response = %q, want %q\n%s", r.Response, body, r)
-		}
-	}
+	return equal("response", func(r result) string { return r.Response }, body)
 }
 
 // responseJSON checks that the response is JSON holding at least want's
@@ -321,45 +328,13 @@ func headers(want map[string]string) check {
 	}
 }
 
-func stdout(want string) check {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		if r.Stdout != want {
-			t.Errorf("stdout = %q, want %q\n%s", r.Stdout, want, r)
-		}
-	}
-}
+func getStdout(r result) string { return r.Stdout }
+func getStderr(r result) string { return r.Stderr }
 
-func stderr(want string) check {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		if r.Stderr != want {
-			t.Errorf("stderr = %q, want %q\n%s", r.Stderr, want, r)
-		}
-	}
-}
-
-func stderrHas(parts ...string) check {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		for _, p := range parts {
-			if !strings.Contains(r.Stderr, p) {
-				t.Errorf("stderr lacks %q\n%s", p, r)
-			}
-		}
-	}
-}
-
-func stdoutHas(parts ...string) check {
-	return func(t *testing.T, r result) {
-		t.Helper()
-		for _, p := range parts {
-			if !strings.Contains(r.Stdout, p) {
-				t.Errorf("stdout lacks %q\n%s", p, r)
-			}
-		}
-	}
-}
+func stdout(want string) check        { return equal("stdout", getStdout, want) }
+func stderr(want string) check        { return equal("stderr", getStderr, want) }
+func stdoutHas(parts ...string) check { return contains("stdout", getStdout, parts) }
+func stderrHas(parts ...string) check { return contains("stderr", getStderr, parts) }
 
 func timedOut() check {
 	return func(t *testing.T, r result) {

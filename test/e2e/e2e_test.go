@@ -75,16 +75,20 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
+// createFunction creates the Function name in ns.
+func createFunction(t *testing.T, ns, name string, spec fnv1.FunctionSpec) *fnv1.Function {
+	t.Helper()
+	fn := &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
+	NewWithT(t).Expect(k8s.Create(bg, fn)).To(Succeed())
+	return fn
+}
+
 func shellFunction(t *testing.T, ns, name, script string, timeout int32) {
 	t.Helper()
-	fn := &fnv1.Function{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: fnv1.FunctionSpec{
-			Image: busybox, Command: []string{"sh"}, Entrypoint: "main.sh", Timeout: timeout,
-			Code: &fnv1.CodeSource{Inline: map[string]string{"main.sh": script}},
-		},
-	}
-	NewWithT(t).Expect(k8s.Create(bg, fn)).To(Succeed())
+	createFunction(t, ns, name, fnv1.FunctionSpec{
+		Image: busybox, Command: []string{"sh"}, Entrypoint: "main.sh", Timeout: timeout,
+		Code: &fnv1.CodeSource{Inline: map[string]string{"main.sh": script}},
+	})
 }
 
 func execute(t *testing.T, ns, name, function, data string) {
