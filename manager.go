@@ -31,7 +31,12 @@ type managerOptions struct {
 	runtimeCatalog string
 	startupGrace   time.Duration
 	maxRecordBytes int
-	retention      time.Duration
+	// functionResources, tmpSizeLimit and runnerDirSizeLimit bound function
+	// pods (controllers.FunctionDefaults).
+	functionResources  string
+	tmpSizeLimit       string
+	runnerDirSizeLimit string
+	retention          time.Duration
 	// watchResources are the Kubernetes resources whose changes are events.
 	watchResources    string
 	eventReplayWindow time.Duration
@@ -41,6 +46,22 @@ type managerOptions struct {
 }
 
 func runManager(args []string) int {
+	o, zapOpts, err := parseManagerFlags(args)
+	if err != nil {
+		return 2
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
+	limitMemory()
+	if err := startManager(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.Error(err, "manager stopped")
+		return 1
+	}
+	return 0
+}
+
+// parseManagerFlags reads the manager's command line; the flag package has
+// printed what is wrong when it fails.
+func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 	var o managerOptions
 	fs := flag.NewFlagSet("kfn manager", flag.ContinueOnError)
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
@@ -52,36 +73,81 @@ func runManager(args []string) int {
 		"how the runner reaches function pods: init-container (any runtime) or image-volume (no extra container; containerd 2.1+, CRI-O 1.31+)")
 	fs.StringVar(&o.runtimeCatalog, "runtime-catalog", "", "file listing the runtimes functions may name")
 	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
-	fs.DurationVar(&o.retention, "execution-retention", 0, "delete finished executions this long after they finish, e.g. 336h for Appwrite's 14 days (0 keeps them; the per-function history limits still apply)")
+	fs.DurationVar(&o.retention, "execution-retention", 336*time.Hour, "delete finished executions this long after they finish; Appwrite keeps them 14 days (0 keeps them; each Function's history limits cap them either way)")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
+	bindFunctionDefaultsFlags(fs, &o)
 	fs.StringVar(&o.watchResources, "watch-resources", "",
 		"comma-separated group/version/resource list (core group: v1/configmaps) whose changes are events for functions, as <resource>.<namespace>.<name>.<action>; grant the operator get, list and watch on them")
 	fs.DurationVar(&o.eventReplayWindow, "event-replay-window", controllers.DefaultEventReplayWindow,
 		"after a restart, objects created this recently (and after the function) still count as created")
 	fs.StringVar(&o.apiserver.BindAddress, "apiserver-bind-address", "", "also serve the Appwrite REST facade on this address (empty: off)")
 	apiserver.BindFlags(fs, "apiserver-", &o.apiserver)
-	zapOpts := zap.Options{}
+	zapOpts := &zap.Options{}
 	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	return o, zapOpts, fs.Parse(args)
+}
+
+// bindFunctionDefaultsFlags binds the flags that bound function pods.
+func bindFunctionDefaultsFlags(fs *flag.FlagSet, o *managerOptions) {
+	fs.StringVar(&o.functionResources, "default-function-resources", controllers.DefaultFunctionResources,
+		"resources of function containers, as YAML or JSON (requests and limits of cpu, memory, ephemeral-storage), for each resource their Function leaves unset ({} for none)")
+	fs.StringVar(&o.tmpSizeLimit, "function-tmp-size-limit", controllers.DefaultTmpSizeLimit,
+		"size limit of a function pod's /tmp; a pod writing more is evicted (0: unbounded)")
+	fs.StringVar(&o.runnerDirSizeLimit, "function-runner-dir-size-limit", controllers.DefaultRunnerDirSizeLimit,
+		"size limit of a function pod's runner directory /kfn: the runner binary (init-container delivery) and the request and response files (0: unbounded)")
+}
+
+// jobOptions turns the flags into what shapes every Job. runnerBytes is the
+// size of the runner binary the init container copies into the pod.
+func jobOptions(o managerOptions, runnerBytes int64) (controllers.JobOptions, error) {
+	jobs := controllers.JobOptions{RunnerImage: o.runnerImage, RunnerDelivery: controllers.RunnerDelivery(o.runnerDelivery), StartupGrace: o.startupGrace}
+	if jobs.RunnerDelivery != controllers.DeliverByInitContainer && jobs.RunnerDelivery != controllers.DeliverByImageVolume {
+		return jobs, fmt.Errorf("--runner-delivery must be %s or %s, not %q", controllers.DeliverByInitContainer, controllers.DeliverByImageVolume, o.runnerDelivery)
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	limitMemory()
-	if err := startManager(ctrl.SetupSignalHandler(), o); err != nil {
-		ctrl.Log.Error(err, "manager stopped")
-		return 1
+	var err error
+	if jobs.Defaults.Resources, err = controllers.ParseResourceDefaults(o.functionResources); err != nil {
+		return jobs, fmt.Errorf("--default-function-resources: %w", err)
 	}
-	return 0
+	if jobs.Defaults.TmpSizeLimit, err = controllers.ParseSizeLimit(o.tmpSizeLimit); err != nil {
+		return jobs, fmt.Errorf("--function-tmp-size-limit: %w", err)
+	}
+	if jobs.Defaults.RunnerDirSizeLimit, err = controllers.ParseSizeLimit(o.runnerDirSizeLimit); err != nil {
+		return jobs, fmt.Errorf("--function-runner-dir-size-limit: %w", err)
+	}
+	if jobs.RunnerDelivery != controllers.DeliverByInitContainer {
+		runnerBytes = 0 // the image volume is mounted, not copied
+	}
+	if err := controllers.CheckRunnerDirSizeLimit(jobs.Defaults.RunnerDirSizeLimit, runnerBytes); err != nil {
+		return jobs, fmt.Errorf("--function-runner-dir-size-limit: %w", err)
+	}
+	return jobs, nil
+}
+
+// executableBytes is the size of this binary: the runner image is, by
+// default, the manager's own, so this is what the init container copies.
+func executableBytes() (int64, error) {
+	path, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return info.Size(), nil
 }
 
 func startManager(ctx context.Context, o managerOptions) error {
-	delivery := controllers.RunnerDelivery(o.runnerDelivery)
-	if delivery != controllers.DeliverByInitContainer && delivery != controllers.DeliverByImageVolume {
-		return fmt.Errorf("--runner-delivery must be %s or %s, not %q", controllers.DeliverByInitContainer, controllers.DeliverByImageVolume, o.runnerDelivery)
+	runnerBytes, err := executableBytes()
+	if err != nil {
+		return fmt.Errorf("sizing the runner: %w", err)
+	}
+	jobs, err := jobOptions(o, runnerBytes)
+	if err != nil {
+		return err
 	}
 	catalog := controllers.RuntimeCatalog{}
 	if o.runtimeCatalog != "" {
-		var err error
 		if catalog, err = controllers.LoadRuntimeCatalog(o.runtimeCatalog); err != nil {
 			return err
 		}
@@ -113,7 +179,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 	if err := kube.IndexUnfinishedExecutions(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	if err := setUpExecutionControllers(mgr, o, catalog, delivery); err != nil {
+	if err := setUpExecutionControllers(mgr, o, catalog, jobs); err != nil {
 		return err
 	}
 	if err := setUpTriggerControllers(mgr, o, watch); err != nil {
@@ -127,7 +193,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 
 // setUpExecutionControllers adds the controllers that run Executions and
 // keep Functions (code, readiness, history).
-func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog controllers.RuntimeCatalog, delivery controllers.RunnerDelivery) error {
+func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog controllers.RuntimeCatalog, jobs controllers.JobOptions) error {
 	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return err
@@ -140,7 +206,7 @@ func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog contr
 		Clock:          clock.RealClock{},
 		Logs:           controllers.PodLogReader{Pods: clientset.CoreV1()},
 		Runtimes:       catalog,
-		Jobs:           controllers.JobOptions{RunnerImage: o.runnerImage, RunnerDelivery: delivery, StartupGrace: o.startupGrace},
+		Jobs:           jobs,
 		MaxRecordBytes: o.maxRecordBytes,
 	}).SetupWithManager(mgr); err != nil {
 		return err

@@ -12,12 +12,17 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/controllers"
 	"github.com/kfn-dev/kfn/internal/kube"
 )
 
@@ -271,8 +276,19 @@ func TestPermissions(t *testing.T) {
 		t.Fatalf("guest record: %s", r.raw)
 	}
 	guestID := r.str("$id")
-	expectError(t, guest.list(t, anyone, nil, nil), 401, errUnauthorizedScope)
+	r = guest.list(t, anyone, nil, nil)
+	expectError(t, r, 401, errUnauthorizedScope)
+	if want := "User (role: guests) missing scope (execution.read)"; r.str("message") != want {
+		t.Errorf("guest scope message %q, want Appwrite's %q", r.str("message"), want)
+	}
 	expectError(t, guest.get(t, anyone, guestID), 401, errUnauthorizedScope)
+	// HEAD is GET without a body, scopes included.
+	if r := guest.do(t, http.MethodHead, "/v1/functions/"+anyone+"/executions", nil); r.code != 401 || len(r.raw) != 0 {
+		t.Errorf("guest HEAD: %d %q, want 401 without a body", r.code, r.raw)
+	}
+	if r := p.api().do(t, http.MethodHead, "/v1/functions/"+anyone+"/executions", nil); r.code != 200 || len(r.raw) != 0 {
+		t.Errorf("key HEAD: %d %q, want 200 without a body", r.code, r.raw)
+	}
 	expectError(t, guest.create(t, users, nil), 401, errUserUnauthorized)
 	expectError(t, guest.create(t, keysOnly, nil), 401, errUserUnauthorized)
 
@@ -318,7 +334,11 @@ func TestPermissions(t *testing.T) {
 	addKey(t, p.name, none, "functions.read")
 	waitKey(t, p.name, none)
 	expectCode(t, api{project: p.name, key: writeOnly}.create(t, anyone, nil), 201)
-	expectError(t, api{project: p.name, key: writeOnly}.list(t, anyone, nil, nil), 401, errUnauthorizedScope)
+	r = api{project: p.name, key: writeOnly}.list(t, anyone, nil, nil)
+	expectError(t, r, 401, errUnauthorizedScope)
+	if !strings.HasPrefix(r.str("message"), "app."+p.name+"@service.") || !strings.HasSuffix(r.str("message"), " (role: applications) missing scope (execution.read)") {
+		t.Errorf("key scope message %q, want Appwrite's app.<project>@service.<host> (role: applications) …", r.str("message"))
+	}
 	expectCode(t, api{project: p.name, key: readOnly}.list(t, anyone, nil, nil), 200)
 	expectError(t, api{project: p.name, key: readOnly}.create(t, anyone, nil), 401, errUnauthorizedScope)
 	expectError(t, api{project: p.name, key: none}.get(t, anyone, guestID), 401, errUnauthorizedScope)
@@ -501,7 +521,7 @@ func TestListQueriesAndPagination(t *testing.T) {
 		typ     string
 		message string
 	}{
-		{v10, `contains("status", ["x"])`, errArgumentInvalid, "Query method not valid: contains"},
+		{v10, `contains("status", ["x"])`, errArgumentInvalid, "Invalid `queries` param: Query method not valid: contains"},
 		{v10, `isNull("status")`, errArgumentInvalid, "Query method not valid: isNull"},
 		{v10, `equal("responseStatusCode", [200])`, errArgumentInvalid, "Attribute not found in schema: responseStatusCode"},
 		{v10, `equal("statusCode", ["200"])`, errArgumentInvalid, "Query type does not match expected: integer"},
@@ -512,17 +532,21 @@ func TestListQueriesAndPagination(t *testing.T) {
 		{v10, `offset(5001)`, errArgumentInvalid, "Invalid offset"},
 		{v10, `cursorAfter("bad id!")`, errArgumentInvalid, "Invalid cursor"},
 		{v10, `search("status", "x")`, errArgumentInvalid, "requires a fulltext index"},
-		{v10, `equal("status" ["x"])`, errArgumentInvalid, "Invalid query"},
+		{v10, `equal("status" ["x"])`, errArgumentInvalid, "Invalid `queries` param: Invalid query: equal(\"status\" [\"x\"])"},
 		{v10, `equal("status", [x])`, errArgumentInvalid, "Invalid query"},
 		{v10, `{"method":"limit","values":[1]}`, errArgumentInvalid, "Invalid query"},
-		{v14, `equal("status", [`, errQueryInvalid, "Invalid query"},
+		{v14, `equal("status", [`, errArgumentInvalid, "Invalid `queries` param: Invalid query: equal(\"status\", ["},
+		{v14, `contains("status", ["x"])`, errArgumentInvalid, "Query method not valid: contains"},
 		{v14, `limit(0)`, errArgumentInvalid, "Invalid limit"},
 		{v14, `between("duration", 1)`, errArgumentInvalid, "Between queries require exactly two values"},
-		{v16, `equal("status", ["x"])`, errQueryInvalid, "Invalid query"},
+		{v16, `equal("status", ["x"])`, errArgumentInvalid, "Invalid `queries` param: Invalid query: Invalid query: Syntax error"},
 		{v16, `{"method":"equal","attribute":"statusCode","values":[200]}`, errArgumentInvalid, "Attribute not found in schema: statusCode"},
-		{v16, `{"method":"select","values":["status"]}`, errArgumentInvalid, "Query method not valid: select"},
+		{v16, `{"method":"select","values":["status"]}`, errArgumentInvalid, "Invalid `queries` param: Invalid query method: select"},
+		{v16, `{"method":"contains","attribute":"duration","values":[1]}`, errArgumentInvalid, "because it is not an array or string."},
+		{v18, `{"method":"notContains","attribute":"status","values":["x"]}`, errArgumentInvalid, "Invalid query: Invalid query method: notContains"},
 		{v16, `{"method":"or","values":[{"method":"limit","values":[1]},{"method":"equal","attribute":"status","values":["x"]}]}`, errArgumentInvalid, "can only contain filter queries"},
-		{v16, `{"method":"equal","attribute":"status","values":[` + strings.Repeat(`"x",`, maxQueryValues) + `"x"]}`, errQueryLimit, "greater than 100 values"},
+		{v16, `{"method":"equal","attribute":"status","values":[` + strings.Repeat(`"x",`, maxQueryValues) + `"x"]}`, errArgumentInvalid, "greater than 100 values"},
+		{p.api(), `{"method":"equal","attribute":"status","values":[` + strings.Repeat(`"x",`, maxQueryValues19) + `"x"]}`, errArgumentInvalid, "greater than 500 values: status"},
 		{v16, `{"method":"orderAsc","attribute":"nope"}`, errArgumentInvalid, "Attribute not found in schema: nope"},
 	}
 	for _, b := range bad {
@@ -531,6 +555,9 @@ func TestListQueriesAndPagination(t *testing.T) {
 		if !strings.Contains(r.str("message"), b.message) {
 			t.Errorf("%s: message %q does not name %q", b.query, r.str("message"), b.message)
 		}
+		if r.str("version") != "1.9.6" {
+			t.Errorf("%s: version %q, want the server's 1.9.6 whatever the format", b.query, r.str("version"))
+		}
 	}
 	tooMany := make([]string, maxQueries+1)
 	for i := range tooMany {
@@ -538,6 +565,126 @@ func TestListQueriesAndPagination(t *testing.T) {
 	}
 	expectError(t, v10.list(t, fn, tooMany, nil), 400, errArgumentInvalid)
 	expectError(t, v10.list(t, fn, []string{`equal("status", ["` + strings.Repeat("x", maxQueryLength) + `"])`}, nil), 400, errArgumentInvalid)
+}
+
+// The filters newer formats take, each from its version: contains from
+// 1.5, the negations, exists/notExists, $sequence and 500 values per
+// filter from 1.9; select never (Appwrite does not allow it on executions).
+func TestListQueriesPerVersion(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "filters", nil)
+	var ids []string
+	for _, pl := range []string{"a", "status:404", "fail", "sleep:300"} {
+		r := p.api().create(t, fn, map[string]any{"body": pl})
+		expectCode(t, r, 201)
+		ids = append(ids, r.str("$id"))
+	}
+	newest, v16, v18 := p.api(), p.api().with(func(a *api) { a.format = "1.6.0" }), p.api().with(func(a *api) { a.format = "1.8.0" })
+	expectIDs := func(a api, want []string, qs ...string) {
+		t.Helper()
+		r := a.list(t, fn, qs, nil)
+		expectCode(t, r, 200)
+		if !slices.Equal(r.ids(), want) {
+			t.Fatalf("%v: ids %v, want %v (%s)", qs, r.ids(), want, r.raw)
+		}
+	}
+	all := ids
+	expectIDs(v16, []string{ids[2]}, `{"method":"contains","attribute":"status","values":["fail"]}`)
+	expectIDs(newest, []string{ids[1]}, `{"method":"contains","attribute":"$id","values":["`+ids[1][13:]+`"]}`)
+	expectIDs(newest, []string{ids[2]}, `{"method":"notContains","attribute":"status","values":["complete"]}`)
+	expectIDs(newest, all[1:], `{"method":"notStartsWith","attribute":"$id","values":["`+ids[0]+`"]}`)
+	expectIDs(newest, all[:3], `{"method":"notEndsWith","attribute":"$id","values":["`+ids[3][10:]+`"]}`)
+	expectIDs(newest, []string{ids[2]}, `{"method":"notBetween","attribute":"responseStatusCode","values":[200,404]}`)
+	expectIDs(newest, []string{ids[1]}, `{"method":"between","attribute":"responseStatusCode","values":[400,499]}`)
+	expectIDs(newest, []string{ids[3]}, `{"method":"startsWith","attribute":"$id","values":["`+ids[3]+`"]}`, `{"method":"endsWith","attribute":"$id","values":["`+ids[3][12:]+`"]}`)
+	expectIDs(newest, all, `{"method":"isNotNull","attribute":"status"}`)
+	expectIDs(newest, nil, `{"method":"isNull","attribute":"status"}`)
+	expectIDs(newest, all, `{"method":"exists","values":["status","responseStatusCode"]}`)
+	expectIDs(newest, nil, `{"method":"notExists","values":["status"]}`)
+	expectIDs(newest, []string{ids[3], ids[2]}, `{"method":"orderDesc","attribute":"$sequence"}`, `{"method":"limit","values":[2]}`)
+	expectIDs(newest, all, `{"method":"greaterThan","attribute":"$sequence","values":[0]}`)
+	expectIDs(newest, nil, `{"method":"equal","attribute":"status","values":[`+strings.Repeat(`"x",`, maxQueryValues19-1)+`"x"]}`)
+	for _, b := range []struct {
+		a       api
+		query   string
+		message string
+	}{
+		{v18, `{"method":"exists","values":["status"]}`, "Invalid `queries` param: Invalid query: Invalid query method: exists"},
+		{v18, `{"method":"orderDesc","attribute":"$sequence"}`, "Invalid `queries` param: Invalid query: Attribute not found in schema: $sequence"},
+		{newest, `{"method":"select","values":["status"]}`, "Invalid `queries` param: Invalid query method: select"},
+		{newest, `{"method":"notSearch","attribute":"status","values":["x"]}`, "requires a fulltext index"},
+		{newest, `{"method":"contains","attribute":"duration","values":[1]}`, "because it is not an array, string, or object."},
+		{newest, `{"method":"exists","values":["logs"]}`, "Attribute not found in schema: logs"},
+	} {
+		r := b.a.list(t, fn, []string{b.query}, nil)
+		expectError(t, r, 400, errArgumentInvalid)
+		if !strings.Contains(r.str("message"), b.message) {
+			t.Errorf("%s: message %q does not name %q", b.query, r.str("message"), b.message)
+		}
+	}
+}
+
+// Deleting a scheduled execution (1.6+) cancels it: 204, the Execution is
+// gone (its request Secrets, which it owns, with it), and the operator,
+// even once it is due, has nothing to run.
+func TestDeleteScheduledExecution(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "cancelled", nil)
+	due := time.Now().Add(time.Hour).UTC().Truncate(time.Minute)
+	body := strings.Repeat("b", 150<<10) // over what spec.body holds: a body Secret
+	r := p.api().create(t, fn, map[string]any{"body": body, "async": true, "scheduledAt": due.Format(time.RFC3339)})
+	expectCode(t, r, 202)
+	id := r.str("$id")
+	e := &fnv1.Execution{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: id}, e)).To(gomega.Succeed())
+	g.Expect(e.Spec.BodySecrets).To(gomega.HaveLen(1))
+	p.waitStatus(t, fn, id, "scheduled")
+
+	del := p.api().do(t, http.MethodDelete, "/v1/functions/"+fn+"/executions/"+id, nil)
+	expectCode(t, del, 204)
+	g.Expect(apierrors.IsNotFound(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: id}, &fnv1.Execution{}))).To(gomega.BeTrue())
+	body0 := &corev1.Secret{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: e.Spec.BodySecrets[0]}, body0)).To(gomega.Succeed())
+	g.Expect(body0.OwnerReferences).To(gomega.ContainElement(gomega.HaveField("UID", e.UID)), "garbage collection deletes the body Secret with it")
+	g.Eventually(func() int { return p.api().get(t, fn, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(404))
+
+	// The operator's reconcile, with its clock past the due time, runs nothing.
+	late := &controllers.ExecutionReconciler{Client: k8s, APIReader: k8s, Scheme: k8s.Scheme(),
+		Clock: clocktesting.NewFakePassiveClock(due.Add(time.Minute))}
+	_, err := late.Reconcile(bg, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: p.name, Name: id}})
+	g.Expect(err).NotTo(gomega.HaveOccurred())
+	g.Consistently(func() []batchv1.Job {
+		jobs := &batchv1.JobList{}
+		g.Expect(k8s.List(bg, jobs, client.InNamespace(p.name), client.MatchingLabels{kube.LabelExecution: id})).To(gomega.Succeed())
+		return jobs.Items
+	}, 2*time.Second, 100*time.Millisecond).Should(gomega.BeEmpty(), "no Job for a cancelled execution")
+
+}
+
+// A scheduled execution is cancellable until shortly before it is due.
+func TestNotDue(t *testing.T) {
+	now := time.Now()
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: now.Add(d)} }
+	for _, c := range []struct {
+		status fnv1.ExecutionPhase
+		at     *metav1.Time
+		job    string
+		want   bool
+	}{
+		{fnv1.PhaseScheduled, at(time.Hour), "", true},
+		{"", at(time.Hour), "", true}, // not reconciled yet
+		{fnv1.PhaseScheduled, at(dueMargin / 2), "", false},
+		{fnv1.PhaseScheduled, at(-time.Second), "", false},
+		{fnv1.PhaseScheduled, at(time.Hour), "job", false},
+		{fnv1.PhaseWaiting, at(time.Hour), "", false},
+		{"", nil, "", false},
+	} {
+		e := &fnv1.Execution{Spec: fnv1.ExecutionSpec{ScheduledAt: c.at}, Status: fnv1.ExecutionStatus{Status: c.status, JobName: c.job}}
+		if got := notDue(e, now); got != c.want {
+			t.Errorf("%+v: %v, want %v", c, got, c.want)
+		}
+	}
 }
 
 func TestPanicsAnswerUnknown(t *testing.T) {

@@ -27,6 +27,10 @@ type span struct{ since, until version }
 func from(v version) span   { return span{since: v} }
 func before(v version) span { return span{until: v} }
 
+// nowhere is no format (they start at 1.0): an attribute queries may use
+// that no model shows.
+var nowhere = before(v1_0)
+
 func (s span) has(f format) bool {
 	return !f.v.less(s.since) && (s.until == version{} || f.v.less(s.until))
 }
@@ -51,6 +55,12 @@ var attributes = []attribute{
 		json: func(r record, _ format) any { return appwriteTime(r.CreatedAt) }},
 	{name: "$updatedAt", typ: attrDatetime, value: func(r record, _ format) any { return r.UpdatedAt },
 		json: func(r record, _ format) any { return appwriteTime(r.UpdatedAt) }},
+	// Appwrite 1.9 filters and orders by $sequence, its insertion counter,
+	// without showing it. kfn has none: the creation time in microseconds
+	// (facade-made IDs carry them) orders and compares the same way.
+	{name: "$sequence", model: nowhere, query: from(v1_9), typ: attrInteger, value: func(r record, _ format) any {
+		return float64(r.CreatedAt.UnixMicro())
+	}},
 	{name: "$permissions", value: func(r record, _ format) any { return r.Permissions }},
 	{name: "functionId", value: func(r record, _ format) any { return r.FunctionID }},
 	// kfn has no deployments: the ID is always empty.

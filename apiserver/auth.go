@@ -13,20 +13,24 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Labels and names of the objects that configure projects and credentials.
 const (
 	// LabelProject opts a namespace in as an Appwrite project.
 	LabelProject = "functions.kfn.dev/project"
-	// LabelAPIKey marks a Secret holding one API key of its namespace's project.
-	LabelAPIKey = "functions.kfn.dev/api-key"
-	// APIKeyHashKey is the Secret key with the hex SHA-256 of the API key.
-	APIKeyHashKey = "hash"
-	// APIKeyScopesKey is the Secret key with the key's scopes, comma or space separated.
-	APIKeyScopesKey = "scopes"
+	// APIKeysSecretName is the Secret holding a project's API keys: for
+	// each key NAME, the data keys NAME + APIKeyHashSuffix (the hex SHA-256
+	// of the key) and NAME + APIKeyScopesSuffix (its scopes, comma or space
+	// separated). One fixed name, so the facade may read it, and the JWT
+	// key, without the right to read any other Secret.
+	APIKeysSecretName = "kfn-api-keys"
+	// APIKeyHashSuffix ends the data key holding an API key's hash.
+	APIKeyHashSuffix = ".hash"
+	// APIKeyScopesSuffix ends the data key holding an API key's scopes.
+	APIKeyScopesSuffix = ".scopes"
 	// JWTSecretName is the Secret holding the project's JWT signing key.
 	JWTSecretName = "kfn-jwt"
 	// JWTSecretKey is the key of the signing key in JWTSecretName.
@@ -124,31 +128,53 @@ func (s *Server) authenticate(ctx context.Context, namespace, key, token string)
 	return caller{kind: guest, scopes: roleScopes[guest]}, nil
 }
 
-// apiKeyCaller matches a key against the hashed keys of the project.
+// apiKeyCaller matches a key against the hashed keys of the project's
+// APIKeysSecretName Secret.
 func (s *Server) apiKeyCaller(ctx context.Context, namespace, key string) (caller, *apiError) {
-	var secrets corev1.SecretList
-	if err := s.creds.List(ctx, &secrets, client.InNamespace(namespace), client.MatchingLabels{LabelAPIKey: "true"}); err != nil {
+	secret := &corev1.Secret{}
+	err := s.creds.Get(ctx, types.NamespacedName{Namespace: namespace, Name: APIKeysSecretName}, secret)
+	if err != nil && !apierrors.IsNotFound(err) {
 		return caller{}, internalError(err)
 	}
-	sum := sha256.Sum256([]byte(key))
-	given := []byte(hex.EncodeToString(sum[:]))
-	var found *corev1.Secret
-	for i := range secrets.Items {
-		want := []byte(strings.ToLower(strings.TrimSpace(string(secrets.Items[i].Data[APIKeyHashKey]))))
-		if subtle.ConstantTimeCompare(given, want) == 1 && found == nil {
-			found = &secrets.Items[i]
-		}
-	}
-	if found == nil {
+	name, scopes, ok := matchAPIKey(secret.Data, key)
+	if !ok {
 		return caller{}, newErrorf(errUserUnauthorized, "The API key is invalid. Please check the value of the X-Appwrite-Key header.")
 	}
+	return caller{kind: apiKey, keyName: name, scopes: scopes}, nil
+}
+
+// matchAPIKey finds the key among the hashes of an API keys Secret's data,
+// comparing every hash in constant time; of two keys with one hash, the
+// first by name wins.
+func matchAPIKey(data map[string][]byte, key string) (string, map[string]bool, bool) {
+	given := []byte(HashAPIKey(key))
+	found := ""
+	for k, v := range data {
+		name, ok := strings.CutSuffix(k, APIKeyHashSuffix)
+		want := []byte(strings.ToLower(strings.TrimSpace(string(v))))
+		if ok && name != "" && subtle.ConstantTimeCompare(given, want) == 1 && (found == "" || name < found) {
+			found = name
+		}
+	}
+	if found == "" {
+		return "", nil, false
+	}
 	scopes := map[string]bool{}
-	for _, sc := range strings.FieldsFunc(string(found.Data[APIKeyScopesKey]), func(r rune) bool {
+	for _, sc := range strings.FieldsFunc(string(data[found+APIKeyScopesSuffix]), func(r rune) bool {
 		return r == ',' || r == ' ' || r == '\n' || r == '\t'
 	}) {
 		scopes[sc] = true
 	}
-	return caller{kind: apiKey, keyName: found.Name, scopes: scopes}, nil
+	return found, scopes, true
+}
+
+// APIKeyData is the data of one API key in an APIKeysSecretName Secret:
+// what an administrator adds to it (hashed, never the key itself).
+func APIKeyData(name, key string, scopes ...string) map[string][]byte {
+	return map[string][]byte{
+		name + APIKeyHashSuffix:   []byte(HashAPIKey(key)),
+		name + APIKeyScopesSuffix: []byte(strings.Join(scopes, " ")),
+	}
 }
 
 // Claims are the claims of an Appwrite user JWT.
@@ -206,7 +232,7 @@ func MintJWT(key []byte, userID, sessionID string, now time.Time, ttl time.Durat
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
 }
 
-// HashAPIKey is what an API key Secret stores under APIKeyHashKey.
+// HashAPIKey is what the API keys Secret stores under NAME + APIKeyHashSuffix.
 func HashAPIKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,6 +28,19 @@ func BindFlags(fs *flag.FlagSet, prefix string, o *Options) {
 	fs.DurationVar(&o.SyncGrace, prefix+"sync-grace", d.SyncGrace, "added to the function timeout to bound a synchronous execution for response formats before 1.4")
 	fs.IntVar(&o.RateLimit, prefix+"rate-limit", d.RateLimit, "executions one IP+user may create per period with response formats before 1.4 (0 disables)")
 	fs.DurationVar(&o.RatePeriod, prefix+"rate-period", d.RatePeriod, "period of the rate limit")
+	fs.IntVar(&o.IPLimit, prefix+"ip-rate-limit", d.IPLimit, "executions one client IP (guests and users) may create per minute, in every response format (0 disables)")
+	fs.IntVar(&o.UserLimit, prefix+"user-rate-limit", d.UserLimit, "executions one user may create per minute, in every response format (0 disables)")
+	fs.IntVar(&o.KeyLimit, prefix+"key-rate-limit", d.KeyLimit, "executions one API key may create per minute (0: unlimited, as in Appwrite)")
+	o.MaxBodyMemory = d.MaxBodyMemory
+	fs.Func(prefix+"max-body-memory", "bytes of create request bodies over 128Ki held at once (at least 11Mi, one largest body); a create that does not fit is answered 429 unread (default 44Mi)", func(v string) error {
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return err
+		}
+		o.MaxBodyMemory = q.Value()
+		return nil
+	})
+	fs.DurationVar(&o.ReadTimeout, prefix+"read-timeout", d.ReadTimeout, "longest time to receive one request, body included")
 	fs.Func(prefix+"trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted", func(v string) error {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {

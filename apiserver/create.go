@@ -8,19 +8,19 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/contract"
 )
 
-// createExecution creates the Execution a request asks for, with its
-// Secrets, and answers it: at once when asynchronous, else once finished.
+// createExecution checks that the caller may run the function before it
+// reads the request body, creates the Execution and its Secrets, and
+// answers: at once when asynchronous, else once finished.
 func (s *Server) createExecution(ctx context.Context, r request) (int, any, *apiError) {
-	p, aerr := parseCreate(r.body, r.format, time.Now())
-	if aerr != nil {
-		return 0, nil, aerr
-	}
 	fn, aerr := s.function(ctx, r, true)
 	if aerr != nil {
 		return 0, nil, aerr
@@ -28,36 +28,82 @@ func (s *Server) createExecution(ctx context.Context, r request) (int, any, *api
 	if !r.caller.mayExecute(fn.Spec.Execute) {
 		return 0, nil, newError(errUserUnauthorized)
 	}
-	exec, secrets := newExecution(r.project, NewID(), fn.Name, p, r.caller)
-	store := &secretStore{writer: s.writer, namespace: r.project}
-	if err := store.create(ctx, secrets); err != nil {
-		return 0, nil, internalError(err)
-	}
 	// Wait on events from before the create, so none is missed.
-	key := client.ObjectKeyFromObject(exec)
+	key := types.NamespacedName{Namespace: r.project, Name: NewID()}
 	events := s.waiters.add(key)
 	defer s.waiters.remove(key, events)
-	if err := s.writer.Create(ctx, exec); err != nil {
-		store.rollback(ctx)
-		if apierrors.IsInvalid(err) {
-			return 0, nil, newErrorf(errArgumentInvalid, "%s", err.Error())
-		}
-		return 0, nil, internalError(fmt.Errorf("creating the execution: %w", err))
+	exec, async, aerr := s.submit(ctx, r, fn, key.Name)
+	if aerr != nil {
+		return 0, nil, aerr
 	}
-	if p.async {
+	if async {
 		return s.answerAsync(ctx, r, exec, events)
 	}
 	return s.answerSync(ctx, r, fn, exec, events)
 }
 
-// newExecution is the Execution a create request asks for, and the
-// Secrets it refers to: the caller's JWT, and a body too large for the
-// object, in parts.
-func newExecution(namespace, id, function string, p createParams, who caller) (*fnv1.Execution, []execSecret) {
+// submit reads the request's parameters, its body counted against the
+// facade's body budget, and creates the Execution, then the Secrets of the
+// request. The body is no longer held once it returns, before any wait.
+func (s *Server) submit(ctx context.Context, r request, fn *fnv1.Function, id string) (*fnv1.Execution, bool, *apiError) {
+	weight, aerr := s.reserveBody(r.size)
+	if aerr != nil {
+		return nil, false, aerr
+	}
+	defer s.bodies.give(weight)
+	raw, aerr := readBody(r.body, r.size)
+	if aerr != nil {
+		return nil, false, aerr
+	}
+	p, aerr := parseCreate(raw, r.format, time.Now())
+	if aerr != nil {
+		return nil, false, aerr
+	}
+	exec, secrets, err := newExecution(s.writer.Scheme(), r.project, id, fn, p, r.caller)
+	if err != nil {
+		return nil, false, internalError(err)
+	}
+	if err := s.writer.Create(ctx, exec); err != nil {
+		if apierrors.IsInvalid(err) {
+			return nil, false, newErrorf(errArgumentInvalid, "%s", err.Error())
+		}
+		return nil, false, internalError(fmt.Errorf("creating the execution: %w", err))
+	}
+	if err := s.createSecrets(ctx, exec, secrets); err != nil {
+		return nil, false, internalError(err)
+	}
+	return exec, p.async, nil
+}
+
+// reserveBody takes a large body's declared size (the largest allowed when
+// it declares none) from the body budget, or refuses the request unread.
+// Small bodies are not counted: large ones cannot crowd them out.
+func (s *Server) reserveBody(size int64) (int64, *apiError) {
+	switch {
+	case size > maxRequestBody:
+		return 0, tooLarge()
+	case size >= 0 && size <= smallBody:
+		return 0, nil
+	case size < 0:
+		size = maxRequestBody
+	}
+	if !s.bodies.take(size) {
+		aerr := newErrorf(errRateLimit, "Too many large requests are being received. Please try again in a moment.")
+		aerr.retryAfter = 1
+		return 0, aerr
+	}
+	return size, nil
+}
+
+// newExecution is the Execution a create request asks for, owned by its
+// Function as the operator would make it (so it need not), and the Secrets
+// it refers to: the caller's JWT, and a body too large for the object, in
+// parts that share the request's bytes.
+func newExecution(scheme *runtime.Scheme, namespace, id string, fn *fnv1.Function, p createParams, who caller) (*fnv1.Execution, []execSecret, error) {
 	exec := &fnv1.Execution{
 		ObjectMeta: metav1.ObjectMeta{Name: id, Namespace: namespace},
 		Spec: fnv1.ExecutionSpec{
-			FunctionName: function,
+			FunctionName: fn.Name,
 			Trigger:      fnv1.TriggerHTTP,
 			Data:         p.data,
 			Method:       p.method,
@@ -67,6 +113,9 @@ func newExecution(namespace, id, function string, p createParams, who caller) (*
 			UserID:       who.userID,
 		},
 	}
+	if err := controllerutil.SetOwnerReference(fn, exec, scheme); err != nil {
+		return nil, nil, err
+	}
 	if p.scheduledAt != nil {
 		// As in Appwrite: a delayed execution is triggered by its schedule.
 		exec.Spec.Trigger = fnv1.TriggerSchedule
@@ -75,20 +124,20 @@ func newExecution(namespace, id, function string, p createParams, who caller) (*
 	var secrets []execSecret
 	if who.kind == user && who.jwt != "" {
 		exec.Spec.JWTSecretName = id + "-jwt"
-		secrets = append(secrets, execSecret{exec.Spec.JWTSecretName, contract.JWTSecretKey, who.jwt})
+		secrets = append(secrets, execSecret{exec.Spec.JWTSecretName, contract.JWTSecretKey, []byte(who.jwt)})
 	}
 	if len(p.body) <= fnv1.MaxBodyBytes {
-		exec.Spec.Body = p.body
-		return exec, secrets
+		exec.Spec.Body = string(p.body)
+		return exec, secrets, nil
 	}
-	for part, body := 0, p.body; body != ""; part++ {
+	for part, body := 0, p.body; len(body) > 0; part++ {
 		n := min(len(body), fnv1.MaxBodySecretBytes)
 		name := fmt.Sprintf("%s-body-%d", id, part)
-		secrets = append(secrets, execSecret{name, contract.BodySecretKey, body[:n]})
+		secrets = append(secrets, execSecret{name, contract.BodySecretKey, body[:n:n]})
 		exec.Spec.BodySecrets = append(exec.Spec.BodySecrets, name)
 		body = body[n:]
 	}
-	return exec, secrets
+	return exec, secrets, nil
 }
 
 // answerAsync answers an asynchronous create once the cache has the new

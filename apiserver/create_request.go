@@ -21,14 +21,20 @@ const (
 	maxHeaders     = 100
 	maxHeadersSize = 16384
 	maxRequestBody = 11 << 20 // a little above Appwrite's 10 MiB body limit
+	// smallBody is the largest request body the body budget does not
+	// count: one whose payload fits in the Execution (fnv1.MaxBodyBytes),
+	// with room for the other parameters.
+	smallBody = 128 << 10
 )
 
 // createParams are the parameters of a create execution request,
 // validated for its format. Method and path stay empty when not given:
 // the Execution defaults them.
 type createParams struct {
-	data        string
-	body        string
+	data string
+	// body is a slice of the request's bytes, not a copy, when the JSON
+	// string needs no unescaping (see params.bytes).
+	body        []byte
 	async       bool
 	path        string
 	method      string
@@ -36,10 +42,10 @@ type createParams struct {
 	scheduledAt *time.Time
 }
 
-// parseCreate reads and validates the create execution parameters of a format.
-func parseCreate(body io.Reader, f format, now time.Time) (createParams, *apiError) {
+// parseCreate validates the create execution parameters of a format.
+func parseCreate(raw []byte, f format, now time.Time) (createParams, *apiError) {
 	var p createParams
-	in, aerr := readParams(body)
+	in, aerr := readParams(raw)
 	if aerr != nil {
 		return p, aerr
 	}
@@ -50,7 +56,7 @@ func parseCreate(body io.Reader, f format, now time.Time) (createParams, *apiErr
 		p.data, aerr = in.str("data", maxData, "chars")
 		return p, aerr
 	}
-	if p.body, aerr = in.str("body", maxBody, "bytes"); aerr != nil {
+	if p.body, aerr = in.bytes("body", maxBody); aerr != nil {
 		return p, aerr
 	}
 	if p.path, aerr = in.str("path", maxPath, "chars"); aerr != nil {
@@ -73,21 +79,50 @@ func parseCreate(body io.Reader, f format, now time.Time) (createParams, *apiErr
 // params is a create request's JSON body, by parameter.
 type params map[string]json.RawMessage
 
-func readParams(body io.Reader) (params, *apiError) {
+// readBody reads a create request's body: into one buffer of its declared
+// size, or, of unknown size, up to the limit.
+func readBody(body io.Reader, size int64) ([]byte, *apiError) {
+	if body == nil || size == 0 {
+		return nil, nil
+	}
+	if size > 0 {
+		raw := make([]byte, size)
+		if _, err := io.ReadFull(body, raw); err != nil {
+			return nil, newErrorf(errArgumentInvalid, "Could not read the request body: %v", err)
+		}
+		return raw, nil
+	}
 	// One byte over the limit tells a body that is too large.
 	raw, err := io.ReadAll(io.LimitReader(body, maxRequestBody+1))
 	if err != nil {
 		return nil, newErrorf(errArgumentInvalid, "Could not read the request body: %v", err)
 	}
 	if len(raw) > maxRequestBody {
-		return nil, newErrorf(errArgumentInvalid, "Request body is larger than %d bytes.", maxRequestBody)
+		return nil, tooLarge()
 	}
-	// A map type of its own would name itself in the decoder's message.
-	in := map[string]json.RawMessage{}
-	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
-		if err := json.Unmarshal(t, &in); err != nil {
-			return nil, newErrorf(errArgumentInvalid, "Invalid JSON body: %v", err)
-		}
+	return raw, nil
+}
+
+func tooLarge() *apiError {
+	return newErrorf(errArgumentInvalid, "Request body is larger than %d bytes.", maxRequestBody)
+}
+
+// readParams splits a JSON object body into its parameters, each a slice
+// of raw: a 10 MiB body is not copied.
+func readParams(raw []byte) (params, *apiError) {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return params{}, nil
+	}
+	if !json.Valid(t) || t[0] != '{' {
+		// encoding/json names the problem; a map type of its own would
+		// name itself in the message.
+		err := json.Unmarshal(t, &map[string]json.RawMessage{})
+		return nil, newErrorf(errArgumentInvalid, "Invalid JSON body: %v", err)
+	}
+	in, err := objectMembers(t)
+	if err != nil {
+		return nil, newErrorf(errArgumentInvalid, "Invalid JSON body: %v", err)
 	}
 	return in, nil
 }
@@ -118,6 +153,27 @@ func (in params) str(name string, max int, unit string) (string, *apiError) {
 		}
 	}
 	return "", invalidParam(name, fmt.Sprintf("Value must be a valid string and no longer than %d %s", max, unit))
+}
+
+// bytes reads a string parameter of at most max bytes: a slice of the
+// request when the string has no escapes and is valid UTF-8 (what
+// encoding/json would return unchanged), else its decoded copy.
+func (in params) bytes(name string, max int) ([]byte, *apiError) {
+	v, ok := in.get(name)
+	if !ok {
+		return nil, nil
+	}
+	if len(v) >= 2 && v[0] == '"' {
+		var s string
+		if inner := v[1 : len(v)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			if len(inner) <= max {
+				return inner, nil
+			}
+		} else if json.Unmarshal(v, &s) == nil && len(s) <= max {
+			return []byte(s), nil
+		}
+	}
+	return nil, invalidParam(name, fmt.Sprintf("Value must be a valid string and no longer than %d bytes", max))
 }
 
 // async is a strict JSON boolean before 1.6, then also "true"/"1"/….

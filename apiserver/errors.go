@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 )
@@ -12,8 +13,6 @@ const (
 	errUnknown            = "general_unknown"
 	errRouteNotFound      = "general_route_not_found"
 	errArgumentInvalid    = "general_argument_invalid"
-	errQueryInvalid       = "general_query_invalid"
-	errQueryLimit         = "general_query_limit_exceeded"
 	errCursorNotFound     = "general_cursor_not_found"
 	errBadRequest         = "general_bad_request"
 	errRateLimit          = "general_rate_limit_exceeded"
@@ -36,8 +35,6 @@ var errorTypes = map[string]struct {
 	errUnknown:            {500, "An unknown error has occured. Please check the logs for more information."},
 	errRouteNotFound:      {404, "The requested route was not found. Please refer to the API docs and try again."},
 	errArgumentInvalid:    {400, "The request contains one or more invalid arguments. Please refer to the endpoint documentation."},
-	errQueryInvalid:       {400, "The query's syntax is invalid. Please check the query and try again."},
-	errQueryLimit:         {400, "Query limit exceeded for the current attribute. Usage of more than 100 query values on a single attribute is prohibited."},
 	errCursorNotFound:     {400, "The cursor is invalid. This can happen if the item represented by the cursor has been deleted."},
 	errBadRequest:         {400, "There was an error processing your request. Please check the inputs and try again."},
 	errRateLimit:          {429, "Rate limit for the current endpoint has been exceeded. Please try again after some time."},
@@ -60,6 +57,8 @@ type apiError struct {
 	Message string
 	// cause is the unexpected error behind a general_unknown, for the log.
 	cause error
+	// retryAfter, in seconds, is sent as Retry-After when positive.
+	retryAfter int64
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%s (%d): %s", e.Type, e.Code, e.Message) }
@@ -95,6 +94,8 @@ func internalError(err error) *apiError {
 }
 
 // abort answers the error in Appwrite's error model and stops the chain.
+// Its version is the server's (APP_VERSION_STABLE), whatever the format
+// answered: the facade speaks as the newest Appwrite it implements.
 func abort(c *gin.Context, err *apiError) {
 	if err.cause != nil {
 		_ = c.Error(err.cause)
@@ -102,11 +103,14 @@ func abort(c *gin.Context, err *apiError) {
 	c.Header("Cache-Control", "no-cache, no-store, must-revalidate")
 	c.Header("Expires", "0")
 	c.Header("Pragma", "no-cache")
+	if err.retryAfter > 0 {
+		c.Header("Retry-After", strconv.FormatInt(err.retryAfter, 10))
+	}
 	c.Set(ctxErrorType, err.Type)
 	c.AbortWithStatusJSON(err.Code, gin.H{
 		"message": err.Message,
 		"code":    err.Code,
 		"type":    err.Type,
-		"version": formatOf(c).name,
+		"version": latest.String(),
 	})
 }

@@ -29,6 +29,7 @@ var (
 	v1_6 = version{1, 6, 0}
 	v1_7 = version{1, 7, 0}
 	v1_8 = version{1, 8, 0}
+	v1_9 = version{1, 9, 0}
 	// latest is the newest Appwrite server the facade speaks for; a
 	// missing header, or a format newer than this, gets its model.
 	latest = version{1, 9, 6}

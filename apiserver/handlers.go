@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -11,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
@@ -101,7 +103,10 @@ func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *api
 		return 0, nil, newError(errUserUnauthorized)
 	}
 	if !e.Status.Status.IsFinished() {
-		return 0, nil, newError(errExecutionRunning)
+		if aerr := s.cancelScheduled(ctx, e); aerr != nil {
+			return 0, nil, aerr
+		}
+		return http.StatusNoContent, nil, nil
 	}
 	// A new object: the index's belongs to the informer.
 	uid := e.UID
@@ -110,4 +115,55 @@ func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *api
 		return 0, nil, internalError(err)
 	}
 	return http.StatusNoContent, nil, nil
+}
+
+// dueMargin is how long before its time a scheduled execution counts as
+// starting: the operator's clock may run a little ahead of the facade's.
+const dueMargin = 5 * time.Second
+
+// errStarted stops a cancellation whose execution has begun.
+var errStarted = errors.New("the execution has started")
+
+// cancelScheduled deletes a scheduled execution that is not due yet, as
+// Appwrite 1.6+ deletes its schedule: until it is due the operator has
+// made nothing for it (no Job, no pod), so deleting the object cancels it,
+// and garbage collection takes the request Secrets it owns. The check
+// reads the live object and the delete requires that very version, so an
+// execution the operator starts meanwhile is not deleted: it is in
+// progress (400 execution_in_progress), like any unfinished one.
+func (s *Server) cancelScheduled(ctx context.Context, cached *fnv1.Execution) *apiError {
+	e := &fnv1.Execution{}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := s.live.Get(ctx, client.ObjectKeyFromObject(cached), e); err != nil {
+			return err
+		}
+		if e.UID != cached.UID {
+			return apierrors.NewNotFound(fnv1.GroupVersion.WithResource("executions").GroupResource(), e.Name)
+		}
+		if !notDue(e, time.Now()) {
+			return errStarted
+		}
+		uid, version := e.UID, e.ResourceVersion
+		return s.writer.Delete(ctx, e, client.Preconditions{UID: &uid, ResourceVersion: &version})
+	})
+	switch {
+	case errors.Is(err, errStarted):
+		return newError(errExecutionRunning)
+	case apierrors.IsNotFound(err):
+		return newError(errExecutionNotFound)
+	case err != nil:
+		return internalError(err)
+	}
+	return nil
+}
+
+// notDue tells whether e is a scheduled execution the operator has not
+// started: delayed, without a Job, and not due within dueMargin of now.
+func notDue(e *fnv1.Execution, now time.Time) bool {
+	switch e.Status.Status {
+	case fnv1.PhaseScheduled, "":
+	default:
+		return false
+	}
+	return e.Spec.ScheduledAt != nil && e.Status.JobName == "" && e.Spec.ScheduledAt.After(now.Add(dueMargin))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 
@@ -81,26 +84,35 @@ func (a api) do(t *testing.T, method, path string, body any) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if a.project != "" {
-		req.Header.Set("X-Appwrite-Project", a.project)
-	}
-	if a.format != "" {
-		req.Header.Set("X-Appwrite-Response-Format", a.format)
-	}
-	if a.key != "" {
-		req.Header.Set("X-Appwrite-Key", a.key)
-	}
-	if a.jwt != "" {
-		req.Header.Set("X-Appwrite-JWT", a.jwt)
-	}
-	for k, v := range a.headers {
-		req.Header.Set(k, v)
-	}
+	a.setHeaders(req.Header)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return readResponse(res)
+}
+
+// setHeaders sets the client's headers on a request.
+func (a api) setHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	if a.project != "" {
+		h.Set("X-Appwrite-Project", a.project)
+	}
+	if a.format != "" {
+		h.Set("X-Appwrite-Response-Format", a.format)
+	}
+	if a.key != "" {
+		h.Set("X-Appwrite-Key", a.key)
+	}
+	if a.jwt != "" {
+		h.Set("X-Appwrite-JWT", a.jwt)
+	}
+	for k, v := range a.headers {
+		h.Set(k, v)
+	}
+}
+
+func readResponse(res *http.Response) response {
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	r := response{code: res.StatusCode, header: res.Header, raw: string(raw)}
@@ -182,13 +194,21 @@ func newProject(t *testing.T) project {
 	return p
 }
 
-// addKey stores an API key the way an administrator does: hashed.
+// addKey stores an API key the way an administrator does: hashed, in the
+// project's kfn-api-keys Secret.
 func addKey(t *testing.T, ns, key, scopes string) {
 	t.Helper()
-	gomega.NewWithT(t).Expect(k8s.Create(bg, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "key-" + rand.String(6), Namespace: ns, Labels: map[string]string{LabelAPIKey: "true"}},
-		StringData: map[string]string{APIKeyHashKey: HashAPIKey(key), APIKeyScopesKey: scopes},
-	})).To(gomega.Succeed())
+	g := gomega.NewWithT(t)
+	data := APIKeyData("key-"+rand.String(6), key, scopes)
+	secret := &corev1.Secret{}
+	err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: APIKeysSecretName}, secret)
+	if apierrors.IsNotFound(err) {
+		g.Expect(k8s.Create(bg, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: APIKeysSecretName, Namespace: ns}, Data: data})).To(gomega.Succeed())
+		return
+	}
+	g.Expect(err).NotTo(gomega.HaveOccurred())
+	maps.Copy(secret.Data, data)
+	g.Expect(k8s.Update(bg, secret)).To(gomega.Succeed())
 }
 
 // api is the project's API key client (newest format).

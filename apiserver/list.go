@@ -107,24 +107,16 @@ func (s querySyntax) readAll(raw []string) ([]Query, *apiError) {
 	return queries, nil
 }
 
-// read parses and validates one query, and words a problem as the
-// format's Appwrite does.
+// read parses and validates one query. Whatever is wrong with it, parse
+// or validation, Appwrite's parameter validator answers
+// general_argument_invalid, worded as the format's Appwrite does.
 func (s querySyntax) read(raw string) (Query, *apiError) {
 	q, err := s.parse(raw)
-	if err != nil {
-		if !s.format.atLeast(v1_4) {
-			return q, invalidParam("queries", err.Error())
-		}
-		return q, newErrorf(errQueryInvalid, "%s", err.Error())
+	if err == nil {
+		err = s.validate(q, false)
 	}
-	if err := s.validate(q, false); err != nil {
-		if ae, ok := err.(*apiError); ok {
-			return q, ae
-		}
-		if s.format.atLeast(v1_5) {
-			return q, invalidParam("queries", "Invalid query: "+err.Error())
-		}
-		return q, invalidParam("queries", err.Error())
+	if err != nil {
+		return q, invalidParam("queries", s.describe(raw, err))
 	}
 	return q, nil
 }
@@ -311,11 +303,19 @@ func (p listPlan) matchesAll(r record, qs []Query) bool {
 }
 
 func (p listPlan) matches(r record, q Query) bool {
+	if positive, ok := negations[q.Method]; ok {
+		q.Method = positive
+		return !p.matches(r, q)
+	}
 	switch q.Method {
 	case qAnd:
 		return p.matchesAll(r, q.Queries)
 	case qOr:
 		return slices.ContainsFunc(q.Queries, func(sub Query) bool { return p.matches(r, sub) })
+	case qExists:
+		// Its values name queryable attributes (validateExists), and
+		// every execution has them all.
+		return true
 	}
 	v := r.attr(q.Attribute, p.f)
 	switch q.Method {
@@ -323,12 +323,10 @@ func (p listPlan) matches(r record, q Query) bool {
 		return v == nil
 	case qIsNotNull:
 		return v != nil
-	case qStartsWith:
+	}
+	if test, ok := stringTests[q.Method]; ok {
 		s, _ := v.(string)
-		return strings.HasPrefix(s, q.Values[0].(string))
-	case qEndsWith:
-		s, _ := v.(string)
-		return strings.HasSuffix(s, q.Values[0].(string))
+		return slices.ContainsFunc(q.Values, func(w any) bool { return test(s, w.(string)) })
 	}
 	want := q.Values
 	if a, ok := attributesByName[q.Attribute]; ok && a.typ == attrDatetime {
@@ -337,14 +335,24 @@ func (p listPlan) matches(r record, q Query) bool {
 			want[i] = datetimeValue(w)
 		}
 	}
-	switch q.Method {
-	case qBetween:
+	if q.Method == qBetween {
 		return compareValues(v, want[0]) >= 0 && compareValues(v, want[1]) <= 0
-	case qNotEqual:
-		return !slices.ContainsFunc(want, func(w any) bool { return compareValues(v, w) == 0 })
 	}
 	holds, ok := comparisons[q.Method]
 	return ok && slices.ContainsFunc(want, func(w any) bool { return holds(compareValues(v, w)) })
+}
+
+// negations are the filters that hold where another does not: notEqual
+// where no value is equal, notContains where none is contained, and so on.
+var negations = map[string]string{
+	qNotEqual: qEqual, qNotContains: qContains, qNotStartsWith: qStartsWith, qNotEndsWith: qEndsWith,
+	qNotBetween: qBetween, qNotExists: qExists,
+}
+
+// stringTests are the filters that test a string attribute against any
+// of their values (contains as Appwrite's LIKE '%value%').
+var stringTests = map[string]func(s, value string) bool{
+	qContains: strings.Contains, qStartsWith: strings.HasPrefix, qEndsWith: strings.HasSuffix,
 }
 
 // comparisons are the filters that hold when the attribute compares so

@@ -13,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/kube"
@@ -34,19 +32,7 @@ const (
 // the given executions, and an API key offlineKey that may read them.
 func offlineServer(tb testing.TB, execs []*fnv1.Execution) *Server {
 	tb.Helper()
-	c := fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithObjects(
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: offlineProject, Labels: map[string]string{LabelProject: "true"}}},
-		&corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "key", Namespace: offlineProject, Labels: map[string]string{LabelAPIKey: "true"}},
-			Data:       map[string][]byte{APIKeyHashKey: []byte(HashAPIKey(offlineKey)), APIKeyScopesKey: []byte(scopeExecutionRead)},
-		},
-		&fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: "fn", Namespace: offlineProject}},
-	).Build()
-	s := newServer(DefaultOptions().withDefaults(), c, c, c, c, c)
-	var err error
-	if s.engine, err = s.newEngine(); err != nil {
-		tb.Fatal(err)
-	}
+	s := offlineFacade(tb, DefaultOptions(), nil)
 	for _, e := range execs {
 		s.index.OnAdd(e, true)
 	}

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -185,39 +186,22 @@ func requireScope(scope string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		who := callerOf(c)
 		if !who.has(scope) {
-			role := map[callerKind]string{guest: "guests", user: "users", apiKey: "apps"}[who.kind]
-			abort(c, newErrorf(errUnauthorizedScope, "%s (role: %s) missing scope (%s)", callerName(who), role, scope))
+			role := map[callerKind]string{guest: "guests", user: "users", apiKey: "applications"}[who.kind]
+			abort(c, newErrorf(errUnauthorizedScope, "%s (role: %s) missing scope (%s)", callerName(c, who), role, scope))
 		}
 	}
 }
 
-func callerName(who caller) string {
-	switch who.kind {
-	case user:
-		return "User " + who.userID
-	case apiKey:
-		return "API key " + who.keyName
+// callerName is how Appwrite names the caller in a scope error: the user's
+// email, "User" by default (kfn keeps no emails), and for an API key its
+// service user app.<project>@service.<hostname>.
+func callerName(c *gin.Context, who caller) string {
+	if who.kind != apiKey {
+		return "User"
 	}
-	return "Guest"
-}
-
-// rateLimit applies Appwrite 1.0's limit on creating executions: per IP
-// and user, for formats before 1.4, never for API keys.
-func (s *Server) rateLimit(c *gin.Context) {
-	who := callerOf(c)
-	if s.limiter == nil || formatOf(c).atLeast(v1_4) || who.kind == apiKey {
-		return
+	host := c.Request.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
 	}
-	key := fmt.Sprintf("%s/ip:%s,userId:%s", c.GetString(ctxProject), c.ClientIP(), who.userID)
-	lc, err := s.limiter.Get(c, key)
-	if err != nil {
-		abort(c, internalError(err))
-		return
-	}
-	c.Header("X-RateLimit-Limit", strconv.FormatInt(lc.Limit, 10))
-	c.Header("X-RateLimit-Remaining", strconv.FormatInt(lc.Remaining, 10))
-	c.Header("X-RateLimit-Reset", strconv.FormatInt(lc.Reset, 10))
-	if lc.Reached {
-		abort(c, newError(errRateLimit))
-	}
+	return "app." + c.GetString(ctxProject) + "@service." + host
 }

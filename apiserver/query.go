@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -27,11 +28,20 @@ const (
 	qGreaterThan      = "greaterThan"
 	qGreaterThanEqual = "greaterThanEqual"
 	qSearch           = "search"
+	qNotSearch        = "notSearch"
 	qIsNull           = "isNull"
 	qIsNotNull        = "isNotNull"
 	qBetween          = "between"
+	qNotBetween       = "notBetween"
 	qStartsWith       = "startsWith"
+	qNotStartsWith    = "notStartsWith"
 	qEndsWith         = "endsWith"
+	qNotEndsWith      = "notEndsWith"
+	qContains         = "contains"
+	qNotContains      = "notContains"
+	qExists           = "exists"
+	qNotExists        = "notExists"
+	qSelect           = "select"
 	qOrderAsc         = "orderAsc"
 	qOrderDesc        = "orderDesc"
 	qLimit            = "limit"
@@ -43,19 +53,26 @@ const (
 )
 
 // Limits on the queries parameter (APP_LIMIT_ARRAY_PARAMS_SIZE,
-// APP_LIMIT_ARRAY_ELEMENT_SIZE) and on values per filter.
+// APP_LIMIT_ARRAY_ELEMENT_SIZE) and on values per filter (100, and
+// APP_DATABASE_QUERY_MAX_VALUES from 1.9).
 const (
-	maxQueries     = 100
-	maxQueryLength = 4096
-	maxQueryValues = 100
-	maxSearch      = 256
-	maxNesting     = 3
+	maxQueries       = 100
+	maxQueryLength   = 4096
+	maxQueryValues   = 100
+	maxQueryValues19 = 500
+	maxSearch        = 256
+	maxNesting       = 3
 )
 
 // errSyntax is a query that could not be parsed at all.
 type errSyntax struct{ msg string }
 
 func (e errSyntax) Error() string { return e.msg }
+
+// errMethod is a query whose method the format does not take.
+type errMethod struct{ method string }
+
+func (e errMethod) Error() string { return "Query method not valid: " + e.method }
 
 // ParseLegacyQuery parses the Appwrite 1.0–1.4 string syntax:
 // method("attribute", [values]) with double- or single-quoted strings,
@@ -97,7 +114,7 @@ func ParseLegacyQuery(s string) (Query, error) {
 func legacyToQuery(method string, params []any) (Query, error) {
 	q := Query{Method: method}
 	switch method {
-	case qLimit, qOffset, qCursorAfter, qCursorBefore:
+	case qLimit, qOffset, qCursorAfter, qCursorBefore, qSelect:
 		q.Values = flatten(params)
 		return q, nil
 	}
@@ -221,43 +238,49 @@ func (p *legacyParser) str(quote byte) (string, error) {
 }
 
 // ParseJSONQuery parses the Appwrite 1.5+ syntax:
-// {"method":"equal","attribute":"status","values":["completed"]}.
+// {"method":"equal","attribute":"status","values":["completed"]}. Its
+// messages are utopia-php/database's Query::parse ones; the method is
+// checked with the format's validation (validate).
 func ParseJSONQuery(s string) (Query, error) {
 	var raw any
-	dec := json.NewDecoder(strings.NewReader(s))
-	if err := dec.Decode(&raw); err != nil {
-		return Query{}, errSyntax{fmt.Sprintf("Invalid query: %s", s)}
-	}
-	if dec.More() {
-		return Query{}, errSyntax{fmt.Sprintf("Invalid query: %s", s)}
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return Query{}, errSyntax{"Invalid query: Syntax error"}
 	}
 	return jsonToQuery(raw, 0)
 }
 
 func jsonToQuery(raw any, depth int) (Query, error) {
 	obj, ok := raw.(map[string]any)
-	if !ok {
-		return Query{}, errSyntax{"Invalid query: a query must be a JSON object"}
+	if _, list := raw.([]any); list {
+		obj, ok = map[string]any{}, true // PHP reads a JSON list as an array too: one with no method
 	}
-	method, ok := obj["method"].(string)
 	if !ok {
-		return Query{}, errSyntax{"Invalid query: method must be a string"}
+		return Query{}, errSyntax{"Invalid query. Must be an array, got " + phpType(raw)}
 	}
-	q := Query{Method: method}
-	if a, present := obj["attribute"]; present {
-		if q.Attribute, ok = a.(string); !ok {
-			return Query{}, errSyntax{"Invalid query: attribute must be a string"}
+	var q Query
+	for _, field := range []struct {
+		key  string
+		into *string
+	}{{"method", &q.Method}, {"attribute", &q.Attribute}} {
+		switch v := obj[field.key].(type) {
+		case nil: // absent or null reads as ""
+		case string:
+			*field.into = v
+		default:
+			return Query{}, errSyntax{fmt.Sprintf("Invalid query %s. Must be a string, got %s", field.key, phpType(v))}
 		}
 	}
 	vals := []any{}
-	if v, present := obj["values"]; present && v != nil {
-		if vals, ok = v.([]any); !ok {
-			return Query{}, errSyntax{"Invalid query: values must be an array"}
-		}
+	switch v := obj["values"].(type) {
+	case nil:
+	case []any:
+		vals = v
+	default:
+		return Query{}, errSyntax{"Invalid query values. Must be an array, got " + phpType(v)}
 	}
-	if method == qAnd || method == qOr {
+	if q.Method == qAnd || q.Method == qOr {
 		if depth >= maxNesting {
-			return Query{}, errSyntax{fmt.Sprintf("Invalid query: queries may nest at most %d levels", maxNesting)}
+			return Query{}, errSyntax{fmt.Sprintf("Invalid query. Queries may nest at most %d levels", maxNesting)}
 		}
 		for _, v := range vals {
 			sub, err := jsonToQuery(v, depth+1)
@@ -272,11 +295,32 @@ func jsonToQuery(raw any, depth int) (Query, error) {
 		switch v.(type) {
 		case string, float64, bool, nil:
 		default:
-			return Query{}, errSyntax{"Invalid query: values must be strings, numbers, booleans or null"}
+			return Query{}, errSyntax{"Invalid query values. Values must be strings, numbers, booleans or null"}
 		}
 	}
 	q.Values = vals
 	return q, nil
+}
+
+// phpType is PHP's gettype of a decoded JSON value, as Appwrite's
+// messages name it.
+func phpType(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "NULL"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case float64:
+		if v == math.Trunc(v) {
+			return "integer"
+		}
+		return "double"
+	case map[string]any:
+		return "object" // PHP would take it as an array; kfn does not guess an order for its values
+	}
+	return "array"
 }
 
 // querySyntax is what one response format allows in queries.
@@ -287,6 +331,7 @@ type querySyntax struct {
 	limitMin  int
 	limitMax  int  // -1: no maximum
 	offsetMax int  // -1: no maximum
+	maxValues int  // values per filter
 	search    bool // the search parameter is honoured (removed in 1.7)
 	total     bool // the total parameter exists (1.8+)
 }
@@ -299,11 +344,16 @@ func set(items ...string) map[string]bool {
 	return m
 }
 
+// The methods each version's executions validator takes. select parses
+// in every version but is never one of them (isSelectQueryAllowed is
+// false for executions).
 var (
 	methods10 = set(qEqual, qNotEqual, qLessThan, qLessThanEqual, qGreaterThan, qGreaterThanEqual,
 		qSearch, qOrderAsc, qOrderDesc, qLimit, qOffset, qCursorAfter, qCursorBefore)
 	methods14 = union(methods10, set(qIsNull, qIsNotNull, qBetween, qStartsWith, qEndsWith))
-	methods15 = union(methods14, set(qAnd, qOr))
+	// 1.5 validates with utopia-php/database, which takes contains.
+	methods15 = union(methods14, set(qAnd, qOr, qContains))
+	methods19 = union(methods15, set(qNotContains, qNotSearch, qNotBetween, qNotStartsWith, qNotEndsWith, qExists, qNotExists))
 )
 
 func union(a, b map[string]bool) map[string]bool {
@@ -319,17 +369,17 @@ func union(a, b map[string]bool) map[string]bool {
 
 // syntaxFor is the query language of a response format.
 func syntaxFor(f format) querySyntax {
+	s := querySyntax{format: f, json: f.atLeast(v1_5), methods: methods15, limitMin: 1, limitMax: -1, offsetMax: -1,
+		maxValues: maxQueryValues, search: !f.atLeast(v1_7), total: f.atLeast(v1_8)}
 	switch {
 	case !f.atLeast(v1_4):
-		return querySyntax{format: f, methods: methods10, limitMin: 0, limitMax: 100, offsetMax: 5000, search: true}
+		s.methods, s.limitMin, s.limitMax, s.offsetMax = methods10, 0, 100, 5000
 	case !f.atLeast(v1_5):
-		return querySyntax{format: f, methods: methods14, limitMin: 1, limitMax: -1, offsetMax: -1, search: true}
-	case !f.atLeast(v1_6):
-		return querySyntax{format: f, json: true, methods: methods15, limitMin: 1, limitMax: -1, offsetMax: -1, search: true}
-	default:
-		return querySyntax{format: f, json: true, methods: methods15,
-			limitMin: 1, limitMax: -1, offsetMax: -1, search: !f.atLeast(v1_7), total: f.atLeast(v1_8)}
+		s.methods = methods14
+	case f.atLeast(v1_9):
+		s.methods, s.maxValues = methods19, maxQueryValues19
 	}
+	return s
 }
 
 // parse reads one query string in the format's syntax.
@@ -340,11 +390,35 @@ func (s querySyntax) parse(raw string) (Query, error) {
 	return ParseLegacyQuery(raw)
 }
 
+// describe words a problem with the query raw as the format's Appwrite
+// does, for the "Invalid `queries` param: …" message: 1.0–1.4 validate
+// with Appwrite's own Queries validator, 1.5+ with utopia-php/database's,
+// whose parser already refuses a method it does not know.
+func (s querySyntax) describe(raw string, err error) string {
+	var syntax errSyntax
+	var method errMethod
+	switch {
+	case errors.As(err, &syntax) && !s.json:
+		return "Invalid query: " + raw
+	case errors.As(err, &syntax):
+		return "Invalid query: " + syntax.msg
+	case errors.As(err, &method) && !s.json:
+		return "Query method not valid: " + method.method
+	case errors.As(err, &method) && method.method == qSelect:
+		return "Invalid query method: " + method.method
+	case errors.As(err, &method):
+		return "Invalid query: Invalid query method: " + method.method
+	case !s.json:
+		return "Query not valid: " + err.Error()
+	}
+	return "Invalid query: " + err.Error()
+}
+
 // validate checks a query against the format's methods and attributes; the
 // message names the problem, as Appwrite's validators do.
 func (s querySyntax) validate(q Query, nested bool) error {
 	if !s.methods[q.Method] {
-		return fmt.Errorf("Query method not valid: %s", q.Method)
+		return errMethod{q.Method}
 	}
 	switch q.Method {
 	case qLimit:
@@ -379,66 +453,126 @@ func (s querySyntax) validate(q Query, nested bool) error {
 			return fmt.Errorf("Attribute not found in schema: %s", q.Attribute)
 		}
 	case qAnd, qOr:
-		if len(q.Queries) < 2 {
-			return fmt.Errorf("%s queries require at least two queries", q.Method)
-		}
-		for _, sub := range q.Queries {
-			if !isFilter(sub.Method) {
-				return fmt.Errorf("%s queries can only contain filter queries", q.Method)
-			}
-			if err := s.validate(sub, true); err != nil {
-				return err
-			}
-		}
+		return s.validateLogical(q)
 	default:
 		return s.validateFilter(q)
 	}
 	if nested {
-		return fmt.Errorf("%s queries can only contain filter queries", q.Method)
+		return fmt.Errorf("%s queries can only contain filter queries", ucfirst(q.Method))
 	}
 	return nil
 }
 
+// validateLogical checks and/or: at least two operands, filters only.
+func (s querySyntax) validateLogical(q Query) error {
+	for _, sub := range q.Queries {
+		if !isFilter(sub.Method) {
+			return fmt.Errorf("%s queries can only contain filter queries", ucfirst(q.Method))
+		}
+	}
+	if len(q.Queries) < 2 {
+		return fmt.Errorf("%s queries require at least two queries", ucfirst(q.Method))
+	}
+	for _, sub := range q.Queries {
+		if err := s.validate(sub, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateFilter checks a filter in utopia-php/database's order: the
+// attribute, the number of values, their types, then whether the method
+// applies to the attribute's type.
 func (s querySyntax) validateFilter(q Query) error {
+	if q.Method == qExists || q.Method == qNotExists {
+		return s.validateExists(q)
+	}
 	a, ok := queryAttribute(q.Attribute, s.format)
 	if !ok {
 		return fmt.Errorf("Attribute not found in schema: %s", q.Attribute)
 	}
-	t := a.typ
-	if q.Method == qSearch {
-		return fmt.Errorf("Searching by attribute \"%s\" requires a fulltext index.", q.Attribute)
+	if len(q.Values) > s.maxValues {
+		return fmt.Errorf("Query on attribute has greater than %d values: %s", s.maxValues, q.Attribute)
 	}
-	if len(q.Values) > maxQueryValues {
-		return newErrorf(errQueryLimit, "Query on attribute has greater than %d values: %s", maxQueryValues, q.Attribute)
-	}
-	switch q.Method {
-	case qIsNull, qIsNotNull:
-		if len(q.Values) != 0 {
-			return fmt.Errorf("%s queries do not take values", q.Method)
-		}
-		return nil
-	case qBetween:
-		if len(q.Values) != 2 {
-			return fmt.Errorf("Between queries require exactly two values.")
-		}
-	case qStartsWith, qEndsWith:
-		if t != attrString {
-			return fmt.Errorf("Cannot query %s on attribute \"%s\" because it is not a string.", q.Method, q.Attribute)
-		}
-		if len(q.Values) != 1 {
-			return fmt.Errorf("%s queries require exactly one value.", q.Method)
-		}
-	default:
-		if len(q.Values) == 0 {
-			return fmt.Errorf("%s queries require at least one value.", q.Method)
-		}
+	if err := arity(q); err != nil {
+		return err
 	}
 	for _, v := range q.Values {
-		if !typeMatches(t, v) {
-			return fmt.Errorf("Query type does not match expected: %s", t)
+		if !typeMatches(a.typ, v) {
+			return fmt.Errorf("Query type does not match expected: %s", a.typ)
+		}
+	}
+	return s.methodFits(q, a.typ)
+}
+
+// arity checks how many values a filter has.
+func arity(q Query) error {
+	n := len(q.Values)
+	switch q.Method {
+	case qIsNull, qIsNotNull:
+		if n != 0 {
+			return fmt.Errorf("%s queries do not take values", ucfirst(q.Method))
+		}
+	case qBetween, qNotBetween:
+		if n != 2 {
+			return fmt.Errorf("%s queries require exactly two values.", ucfirst(q.Method))
+		}
+	case qSearch, qNotSearch, qStartsWith, qNotStartsWith, qEndsWith, qNotEndsWith:
+		if n != 1 {
+			return fmt.Errorf("%s queries require exactly one value.", ucfirst(q.Method))
+		}
+	default:
+		if n == 0 {
+			return fmt.Errorf("%s queries require at least one value.", ucfirst(q.Method))
 		}
 	}
 	return nil
+}
+
+// methodFits refuses a filter its attribute's type does not allow.
+func (s querySyntax) methodFits(q Query, t attrType) error {
+	switch q.Method {
+	case qSearch, qNotSearch:
+		// Appwrite's executions have no fulltext index on their attributes.
+		return fmt.Errorf("Searching by attribute \"%s\" requires a fulltext index.", q.Attribute)
+	case qContains, qNotContains:
+		if t != attrString {
+			kinds := "an array or string"
+			if s.format.atLeast(v1_9) {
+				kinds = "an array, string, or object"
+			}
+			return fmt.Errorf("Cannot query %s on attribute \"%s\" because it is not %s.", q.Method, q.Attribute, kinds)
+		}
+	case qStartsWith, qNotStartsWith, qEndsWith, qNotEndsWith:
+		if t != attrString {
+			return fmt.Errorf("Cannot query %s on attribute \"%s\" because it is not a string.", q.Method, q.Attribute)
+		}
+	}
+	return nil
+}
+
+// validateExists checks exists/notExists (1.9): their values name
+// attributes, which must be ones the format queries.
+func (s querySyntax) validateExists(q Query) error {
+	if len(q.Values) == 0 {
+		return fmt.Errorf("%s queries require at least one value.", ucfirst(q.Method))
+	}
+	for _, v := range q.Values {
+		name, _ := v.(string)
+		if _, ok := queryAttribute(name, s.format); !ok {
+			return fmt.Errorf("Attribute not found in schema: %s", name)
+		}
+	}
+	return nil
+}
+
+// ucfirst is PHP's, as the validators' messages name methods.
+func ucfirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func isFilter(method string) bool {

@@ -25,7 +25,9 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	e.GET("/v1/health", health)
 	v1 := e.Group("/v1/functions/:functionId/executions", s.project)
 	v1.GET("", requireScope(scopeExecutionRead), handle(s.listExecutions))
-	v1.POST("", requireScope(scopeExecutionWrite), s.rateLimit, handle(s.createExecution))
+	// Appwrite answers HEAD like GET; the server drops the body.
+	v1.HEAD("", requireScope(scopeExecutionRead), handle(s.listExecutions))
+	v1.POST("", requireScope(scopeExecutionWrite), s.rateLimit, s.protect, handle(s.createExecution))
 	v1.GET("/:executionId", requireScope(scopeExecutionRead), handle(s.getExecution))
 	v1.DELETE("/:executionId", since(v1_6), requireScope(scopeExecutionWrite), handle(s.deleteExecution))
 	return e, nil
@@ -44,7 +46,10 @@ type request struct {
 	functionID  string
 	executionID string // empty on the routes without one
 	query       url.Values
-	body        io.Reader
+	// body is read by create only, once it has checked that the caller
+	// may run the function; size is its Content-Length, -1 when unknown.
+	body io.Reader
+	size int64
 }
 
 // noAnswer is the status of a handler that has nothing to answer: the
@@ -67,6 +72,7 @@ func handle(h handler) gin.HandlerFunc {
 			executionID: c.Param("executionId"),
 			query:       c.Request.URL.Query(),
 			body:        c.Request.Body,
+			size:        c.Request.ContentLength,
 		})
 		switch {
 		case aerr != nil:

@@ -21,8 +21,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-logr/logr"
-	"github.com/ulule/limiter/v3"
-	"github.com/ulule/limiter/v3/drivers/store/memory"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -37,12 +35,18 @@ import (
 )
 
 // The facade reads Functions and Executions, creates and deletes
-// Executions and the Secrets holding callers' JWTs, and reads project
-// namespaces, API key Secrets and JWT signing keys.
+// Executions, creates the Secrets of a request (the caller's JWT, the parts
+// of a large body: owned by their Execution, so deleting it deletes them),
+// and reads project namespaces and, by name only, the projects' API keys
+// and JWT signing keys. It cannot read, list or delete any other Secret.
 // +kubebuilder:rbac:groups=functions.kfn.dev,resources=functions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=functions.kfn.dev,resources=executions,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create
+// +kubebuilder:rbac:groups="",resources=secrets,resourceNames=kfn-api-keys;kfn-jwt,verbs=get;list;watch
+
+// maxFunctionTimeout is the largest Function timeout (the CRD's maximum).
+const maxFunctionTimeout = 900 * time.Second
 
 // Options configure the facade.
 type Options struct {
@@ -60,9 +64,24 @@ type Options struct {
 	// see the new Execution, so a read that follows sees it too.
 	CacheWait time.Duration
 	// RateLimit is how many executions one IP+user may create per
-	// RatePeriod with formats before 1.4; 0 disables the limit.
+	// RatePeriod with formats before 1.4 (Appwrite 1.0's limit, with its
+	// X-RateLimit-* headers); 0 disables the limit.
 	RateLimit  int
 	RatePeriod time.Duration
+	// IPLimit, UserLimit and KeyLimit protect the facade and the cluster in
+	// every response format: how many executions one client IP (guests and
+	// users), one user, or one API key may create per LimitPeriod (a
+	// minute); 0 disables each.
+	IPLimit, UserLimit, KeyLimit int
+	LimitPeriod                  time.Duration
+	// MaxBodyMemory bounds the bytes of large create request bodies held
+	// at once (by their Content-Length; a body of unknown length counts as
+	// the largest allowed, 11 MiB, and so does the least budget; bodies up
+	// to smallBody are not counted); a request that does not fit is
+	// answered 429 before its body is read.
+	MaxBodyMemory int64
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout time.Duration
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
 	// Logger logs requests.
@@ -78,10 +97,18 @@ func DefaultOptions() Options {
 		CacheWait:   5 * time.Second,
 		RateLimit:   60,
 		RatePeriod:  time.Minute,
+		IPLimit:     600,
+		UserLimit:   600,
+		LimitPeriod: time.Minute,
+		// Four 11 MiB bodies: a 10 MiB create costs about twice its body
+		// while it is read and turned into Secrets.
+		MaxBodyMemory: 4 * maxRequestBody,
+		ReadTimeout:   60 * time.Second,
 	}
 }
 
-// withDefaults replaces the durations left unset (or invalid) with the defaults.
+// withDefaults replaces the durations and the body budget left unset (or
+// invalid) with the defaults.
 func (o Options) withDefaults() Options {
 	d := DefaultOptions()
 	if o.SyncTimeout <= 0 {
@@ -96,6 +123,17 @@ func (o Options) withDefaults() Options {
 	if o.RatePeriod <= 0 {
 		o.RatePeriod = d.RatePeriod
 	}
+	if o.LimitPeriod <= 0 {
+		o.LimitPeriod = d.LimitPeriod
+	}
+	if o.MaxBodyMemory <= 0 {
+		o.MaxBodyMemory = d.MaxBodyMemory
+	}
+	// One largest body always fits.
+	o.MaxBodyMemory = max(o.MaxBodyMemory, maxRequestBody)
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = d.ReadTimeout
+	}
 	return o
 }
 
@@ -107,11 +145,12 @@ type Server struct {
 	// live reads around the cache: the outputs a stripped cached
 	// Execution lacks (kube.IsStripped).
 	live client.Reader
-	// writer creates and deletes Executions and JWT Secrets.
+	// writer creates and deletes Executions, and creates their request
+	// Secrets.
 	writer client.Client
-	// creds reads project namespaces and API key Secrets, jwtKeys the
-	// projects' JWT signing Secrets: caches of their own, so only those
-	// Secrets are ever held in memory.
+	// creds reads project namespaces and the projects' API keys Secrets,
+	// jwtKeys their JWT signing Secrets: caches of their own, watching
+	// Secrets by name only, so no other Secret is read or held in memory.
 	creds   client.Reader
 	jwtKeys client.Reader
 	// index holds the Executions by function in list order; it and the
@@ -121,10 +160,12 @@ type Server struct {
 	waiters *waiters
 	// informers are started and synced by Start before it serves.
 	informers []informerOf
-	limiter   *limiter.Limiter
-	engine    *gin.Engine
-	log       logr.Logger
-	ready     chan struct{}
+	limits    limits
+	// bodies bounds the create request bodies held in memory at once.
+	bodies *budget
+	engine *gin.Engine
+	log    logr.Logger
+	ready  chan struct{}
 }
 
 // informerOf is one informer the handlers read from.
@@ -140,12 +181,11 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
 		opts.Logger = mgr.GetLogger().WithName("apiserver")
 	}
 	projectSel := labels.SelectorFromSet(labels.Set{LabelProject: "true"})
-	keySel := labels.SelectorFromSet(labels.Set{LabelAPIKey: "true"})
 	creds, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Namespace{}: {Label: projectSel},
-			&corev1.Secret{}:    {Label: keySel},
+			&corev1.Secret{}:    {Field: fields.OneTermEqualSelector("metadata.name", APIKeysSecretName)},
 		},
 	})
 	if err != nil {
@@ -188,9 +228,8 @@ func newServer(opts Options, reader, live client.Reader, writer client.Client, c
 		waiters: newWaiters(),
 		log:     opts.Logger,
 		ready:   make(chan struct{}),
-	}
-	if opts.RateLimit > 0 {
-		s.limiter = limiter.New(memory.NewStore(), limiter.Rate{Period: opts.RatePeriod, Limit: int64(opts.RateLimit)})
+		limits:  newLimits(opts),
+		bodies:  newBudget(opts.MaxBodyMemory),
 	}
 	return s
 }
@@ -231,7 +270,7 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second}
+	srv := s.httpServer()
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -244,6 +283,23 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// httpServer bounds what one connection may hold: headers, the time to
+// send a request (a 10 MiB body on a slow link included), and the time to
+// answer it, which for a synchronous execution is the longest wait its
+// format allows (Appwrite 1.0–1.3: the function timeout, up to 900 s, plus
+// the grace).
+func (s *Server) httpServer() *http.Server {
+	wait := max(s.opts.SyncTimeout, maxFunctionTimeout+s.opts.SyncGrace)
+	return &http.Server{
+		Handler:           s.engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.ReadTimeout + wait + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 // Ready is closed once the facade serves.

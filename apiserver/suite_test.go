@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,12 +17,15 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/controllers"
@@ -38,6 +43,8 @@ var (
 	k8s       client.Client
 	facadeURL string
 	facade    *Server
+	// facadeConfigForTests acts as the facade's service account.
+	facadeConfigForTests *rest.Config
 )
 
 // Test settings, short so the timeout paths run fast.
@@ -75,8 +82,14 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	// The facade runs as `kfn apiserver` does: in a manager of its own,
-	// with the facade's cache.
-	facadeMgr, err := newManager(fixture.Config, Addresses{Metrics: "0"})
+	// with the facade's cache, as a service account that holds only the
+	// facade's generated ClusterRole.
+	facadeConfig, err := facadeIdentity(fixture.Config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "setting up the facade's identity:", err)
+		return 1
+	}
+	facadeMgr, err := newManager(facadeConfig, Addresses{Metrics: "0"})
 	if err == nil {
 		err = setupFacade(facadeMgr)
 	}
@@ -127,11 +140,54 @@ func setupFacade(mgr ctrl.Manager) error {
 		return err
 	}
 	facadeURL = "http://" + ln.Addr().String()
+	// 127.0.0.1 is a trusted proxy, so a test may speak for another
+	// client IP with X-Forwarded-For.
 	facade, err = SetupWithManager(mgr, Options{
 		Listener: ln, SyncTimeout: testSyncTimeout, SyncGrace: testSyncGrace,
 		RateLimit: testRateLimit, RatePeriod: time.Minute,
+		IPLimit: DefaultOptions().IPLimit, UserLimit: DefaultOptions().UserLimit,
+		TrustedProxies: []string{"127.0.0.1"},
 	})
 	return err
+}
+
+// facadeUser is who the facade is in the suite: a service account bound
+// to config/apiserver/rbac/role.yaml, the ClusterRole `make manifests`
+// generates from the markers and the chart installs.
+const facadeUser = "system:serviceaccount:kfn-system:kfn-apiserver"
+
+// facadeIdentity installs the facade's ClusterRole for its service account
+// and returns a config that acts as that account, so every integration
+// test runs with the facade's real rights and no more.
+func facadeIdentity(admin *rest.Config) (*rest.Config, error) {
+	_, file, _, _ := runtime.Caller(0)
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "config", "apiserver", "rbac", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(raw, role); err != nil {
+		return nil, err
+	}
+	ns, sa := "kfn-system", "kfn-apiserver"
+	for _, obj := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}},
+		role,
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns}},
+		},
+	} {
+		if err := k8s.Create(context.Background(), obj); err != nil {
+			return nil, err
+		}
+	}
+	cfg := rest.CopyConfig(admin)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: facadeUser}
+	facadeConfigForTests = cfg
+	return cfg, nil
 }
 
 type noLogs struct{}

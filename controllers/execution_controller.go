@@ -14,14 +14,16 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
-	"github.com/kfn-dev/kfn/internal/contract"
 	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/internal/runner"
 )
@@ -86,7 +88,7 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		return ctrl.Result{}, err
 	}
 	failure := firstFailure(w)
-	if failure == nil && w.starting() && w.fn != nil {
+	if failure == nil && w.canStart() {
 		if w.job, err = r.createJob(ctx, exec, w.fn, w.resolved); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -102,14 +104,17 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if status.Status.IsFinished() {
 		return ctrl.Result{}, r.cleanUp(ctx, exec, true)
 	}
-	// A Function that appears wakes its Executions; the requeue ends the wait.
-	return ctrl.Result{RequeueAfter: w.awaitFunction}, nil
+	// A Function or request Secret that appears wakes its Executions; the
+	// requeue ends the wait.
+	return ctrl.Result{RequeueAfter: max(w.awaitFunction, w.awaitSecrets)}, nil
 }
 
-// functionGrace is how long a new Execution waits for its Function to
+// arrivalGrace is how long a new Execution waits for what it names to
 // appear before failing: `kubectl apply -f` of a folder creates objects in
-// file-name order, so an Execution may come a moment before its Function.
-const functionGrace = 10 * time.Second
+// file-name order, so an Execution may come a moment before its Function;
+// the REST facade creates the request's Secrets just after the Execution,
+// since they name it as their owner.
+const arrivalGrace = 10 * time.Second
 
 // untilDue is how long a delayed Execution still waits; 0 once it is due
 // (or it has no scheduledAt, or its Job already exists).
@@ -149,31 +154,10 @@ func (r *ExecutionReconciler) ownByFunction(ctx context.Context, exec *fnv1.Exec
 	return nil
 }
 
-// adoptSecrets makes the Execution own the Secrets of its request that
-// exist (the caller's JWT, the parts of a large body), so they are deleted
-// with the record.
-func (r *ExecutionReconciler) adoptSecrets(ctx context.Context, exec *fnv1.Execution, secrets []requestSecret) error {
-	for _, s := range secrets {
-		if s.secret == nil {
-			continue
-		}
-		if owned, _ := controllerutil.HasOwnerReference(s.secret.OwnerReferences, exec, r.Scheme); owned {
-			continue
-		}
-		patch := client.MergeFrom(s.secret.DeepCopy())
-		if err := controllerutil.SetOwnerReference(exec, s.secret, r.Scheme); err != nil {
-			return err
-		}
-		if err := r.Patch(ctx, s.secret, patch); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // observe gathers, without writing anything, what the status is derived
 // from: the Job, its pod and the runner's result, or, before the Job exists,
-// the request's Secrets and how long the Function is still awaited.
+// the request's Secrets and how long the Function and missing Secrets are
+// still awaited.
 func (r *ExecutionReconciler) observe(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function) (world, error) {
 	w := world{exec: exec, fn: fn}
 	if fn != nil {
@@ -186,6 +170,7 @@ func (r *ExecutionReconciler) observe(ctx context.Context, exec *fnv1.Execution,
 	if w.starting() {
 		w.awaitFunction = r.awaitFunction(exec, fn)
 		w.secrets, err = r.requestSecrets(ctx, exec)
+		w.awaitSecrets = r.awaitSecrets(exec, w.secrets)
 		return w, err
 	}
 	if w.job == nil {
@@ -206,31 +191,13 @@ func (r *ExecutionReconciler) awaitFunction(exec *fnv1.Execution, fn *fnv1.Funct
 	if fn != nil {
 		return 0
 	}
-	// Capped: an operator clock behind the API server's must not stretch the wait.
-	return min(max(functionGrace-r.Clock.Since(exec.CreationTimestamp.Time), 0), functionGrace)
+	return r.graceLeft(exec)
 }
 
-// requestSecrets reads the Secrets the request refers to: the caller's JWT
-// first, then the parts of a large body in order.
-func (r *ExecutionReconciler) requestSecrets(ctx context.Context, exec *fnv1.Execution) ([]requestSecret, error) {
-	var wanted []requestSecret
-	if exec.Spec.JWTSecretName != "" {
-		wanted = append(wanted, requestSecret{what: "JWT", name: exec.Spec.JWTSecretName, key: contract.JWTSecretKey})
-	}
-	for _, name := range exec.Spec.BodySecrets {
-		wanted = append(wanted, requestSecret{what: "body", name: name, key: contract.BodySecretKey})
-	}
-	for i := range wanted {
-		secret := &corev1.Secret{}
-		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: exec.Namespace, Name: wanted[i].name}, secret)
-		switch {
-		case err == nil:
-			wanted[i].secret = secret
-		case !apierrors.IsNotFound(err):
-			return nil, err
-		}
-	}
-	return wanted, nil
+// graceLeft is what remains of a new Execution's arrivalGrace.
+func (r *ExecutionReconciler) graceLeft(exec *fnv1.Execution) time.Duration {
+	// Capped: an operator clock behind the API server's must not stretch the wait.
+	return min(max(arrivalGrace-r.Clock.Since(exec.CreationTimestamp.Time), 0), arrivalGrace)
 }
 
 func (r *ExecutionReconciler) job(ctx context.Context, exec *fnv1.Execution) (*batchv1.Job, error) {
@@ -356,62 +323,6 @@ func (r *ExecutionReconciler) cleanUp(ctx context.Context, exec *fnv1.Execution,
 	return r.deleteRequestSecrets(ctx, exec, justFinished)
 }
 
-// deleteRequestSecrets deletes the request's Secrets the Execution owns (see
-// adoptSecrets): the caller's JWT and a body of up to 10 MiB would otherwise
-// stay in etcd as long as the record. Right after the record is written
-// they are read from the API server (the cache lacks Secrets kfn did not
-// make, and may not have seen the adoption yet); later reconciles of the
-// record, a retry or every restart's, ask only the cache, so the stored
-// history costs no API reads. A Secret left behind still goes with the
-// record.
-func (r *ExecutionReconciler) deleteRequestSecrets(ctx context.Context, exec *fnv1.Execution, justFinished bool) error {
-	names := append([]string{exec.Spec.JWTSecretName}, exec.Spec.BodySecrets...)
-	for _, name := range names {
-		if name == "" {
-			continue
-		}
-		found, err := r.secretMeta(ctx, types.NamespacedName{Namespace: exec.Namespace, Name: name}, justFinished)
-		if err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			return err
-		}
-		if found.GetDeletionTimestamp() != nil || !ownedBy(found, exec) {
-			continue
-		}
-		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: exec.Namespace, Name: name}}
-		uid := found.GetUID()
-		if err := r.Delete(ctx, secret, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting request secret %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// secretMeta reads what deleteRequestSecrets needs of a Secret: from the
-// API server, its metadata only (a body Secret holds up to 1 MiB), or from
-// the cache, which keeps no request Secret's data.
-func (r *ExecutionReconciler) secretMeta(ctx context.Context, key types.NamespacedName, live bool) (client.Object, error) {
-	if live {
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		return m, r.APIReader.Get(ctx, key, m)
-	}
-	s := &corev1.Secret{}
-	return s, r.Get(ctx, key, s)
-}
-
-// ownedBy reports whether owner, this very object (its UID), owns obj.
-func ownedBy(obj, owner client.Object) bool {
-	for _, ref := range obj.GetOwnerReferences() {
-		if ref.UID == owner.GetUID() {
-			return true
-		}
-	}
-	return false
-}
-
 func (r *ExecutionReconciler) deleteJob(ctx context.Context, exec *fnv1.Execution) error {
 	job := &batchv1.Job{}
 	key := types.NamespacedName{Namespace: exec.Namespace, Name: jobName(exec.Name)}
@@ -439,13 +350,20 @@ func (r *ExecutionReconciler) getLive(ctx context.Context, key types.NamespacedN
 	return err
 }
 
-// SetupWithManager wires the controller: Executions, their Jobs, and the
-// Jobs' pods (labelled with the Execution's name).
+// SetupWithManager wires the controller: Executions, their Jobs, the Jobs'
+// pods and new request Secrets (both labelled with the Execution's name).
 func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&fnv1.Execution{}).
 		Owns(&batchv1.Job{}).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podToExecution)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(labelledExecution)).
+		// Only a Secret's creation ends a wait; its other changes, the
+		// operator's own adoption and deletion included, change nothing.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(labelledExecution),
+			builder.WithPredicates(predicate.Funcs{
+				UpdateFunc: func(event.UpdateEvent) bool { return false },
+				DeleteFunc: func(event.DeleteEvent) bool { return false },
+			})).
 		Watches(&fnv1.Function{}, handler.EnqueueRequestsFromMapFunc(r.waitingExecutions)).
 		Named("execution").
 		Complete(r)
@@ -471,7 +389,10 @@ func (r *ExecutionReconciler) waitingExecutions(ctx context.Context, fn client.O
 	return requests
 }
 
-func podToExecution(_ context.Context, obj client.Object) []ctrl.Request {
+// labelledExecution maps an object labelled for an Execution (its pod, a
+// request Secret) to that Execution. The label alone decides nothing: the
+// reconcile checks who controls or owns the object.
+func labelledExecution(_ context.Context, obj client.Object) []ctrl.Request {
 	name, ok := obj.GetLabels()[labelExecution]
 	if !ok {
 		return nil

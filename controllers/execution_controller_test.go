@@ -72,6 +72,12 @@ func TestExecutionCreatesRestrictedJob(t *testing.T) {
 	}
 	main := pod.Containers[0]
 	g.Expect(main.Image).To(Equal("busybox:test"))
+	g.Expect(main.Resources).To(Equal(resources("cpu=50m,memory=64Mi", "memory=256Mi")), "an unconfigured function is bounded")
+	for _, v := range pod.Volumes {
+		if v.EmptyDir != nil {
+			g.Expect(v.EmptyDir.SizeLimit).NotTo(BeNil(), v.Name)
+		}
+	}
 	g.Expect(main.Command).To(Equal([]string{contract.Runner, "run", "--", "sh", "main.sh"}))
 	g.Expect(main.WorkingDir).To(Equal(contract.CodeDir))
 	for name, want := range map[string]string{
@@ -120,7 +126,10 @@ func TestExecutionLifecycleCapturesResultAndCleansUp(t *testing.T) {
 	g.Expect(condition(exec.Status.Conditions, fnv1.ExecutionSucceeded)).To(And(
 		HaveField("Status", metav1.ConditionTrue), HaveField("Reason", fnv1.ReasonCompleted)))
 
-	g.Expect(testutil.ToFloat64(executionsFinished.WithLabelValues("completed", fnv1.ReasonCompleted))).To(BeNumerically(">=", 1))
+	// Counted just after the status write the test saw.
+	g.Eventually(func() float64 {
+		return testutil.ToFloat64(executionsFinished.WithLabelValues("completed", fnv1.ReasonCompleted))
+	}, eventually, poll).Should(BeNumerically(">=", 1))
 
 	// Finished without waiting for the Job's own Complete condition, and
 	// the Job goes once the record is safe.
@@ -282,9 +291,10 @@ func TestExecutionsThatCannotRunFailAtOnce(t *testing.T) {
 func TestCallerJWTTravelsOnlyThroughAnOwnedSecret(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
+	useClock(t, time.Now().Add(time.Minute)) // past the grace a new Execution gives a missing Secret
 	createFunction(t, ns, "fn", nil)
 	g.Expect(k8s.Create(bg, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "run-jwt", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "run-jwt", Namespace: ns, Labels: requestSecretLabels("run")},
 		StringData: map[string]string{"jwt": "eyJhbGciOi.token"},
 	})).To(Succeed())
 	exec := createExecution(t, ns, "run", "fn", func(e *fnv1.Execution) { e.Spec.JWTSecretName = "run-jwt" })
@@ -368,7 +378,7 @@ func TestLargeBodyIsProjectedFromItsSecrets(t *testing.T) {
 	createFunction(t, ns, "fn", nil)
 	for i, part := range []string{"first-", "second"} {
 		g.Expect(k8s.Create(bg, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("run-body-%d", i), Namespace: ns},
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("run-body-%d", i), Namespace: ns, Labels: requestSecretLabels("run")},
 			StringData: map[string]string{contract.BodySecretKey: part},
 		})).To(Succeed())
 	}

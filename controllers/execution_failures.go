@@ -28,21 +28,22 @@ type world struct {
 	noResult *problem
 	// secrets are the request's Secrets, observed until the Job is made.
 	secrets []requestSecret
-	// awaitFunction is how much longer a new Execution waits for its
-	// Function to be created.
-	awaitFunction time.Duration
-}
-
-// requestSecret is a Secret the request refers to, nil when it is missing.
-type requestSecret struct {
-	what, name, key string
-	secret          *corev1.Secret
+	// awaitFunction and awaitSecrets are how much longer a new Execution
+	// waits for its Function, and for its missing request Secrets, to be
+	// created.
+	awaitFunction, awaitSecrets time.Duration
 }
 
 // starting reports whether the Execution has yet to get its Job: none
 // exists and none was ever recorded.
 func (w world) starting() bool {
 	return w.job == nil && w.exec.Status.JobName == ""
+}
+
+// canStart reports whether the Job may be made now, failures aside: its
+// Function is there and no request Secret is still awaited.
+func (w world) canStart() bool {
+	return w.starting() && w.fn != nil && w.awaitSecrets == 0
 }
 
 // logging reports whether stdout and stderr go into the record.
@@ -66,7 +67,7 @@ var failureChecks = []func(world) *problem{
 	functionMissing,
 	functionDisabled,
 	functionNotRunnable,
-	secretMissing,
+	secretUnusable,
 	jobLost,
 	podLost,
 	resultMissing,
@@ -108,15 +109,22 @@ func functionNotRunnable(w world) *problem {
 	return &problem{fnv1.ReasonFunctionNotReady, fmt.Sprintf("function %q cannot run: %s", w.fn.Name, w.unrunnable.Message)}
 }
 
-// secretMissing reports the first Secret of the request that is missing or
-// lacks its key: the pod could not start without it.
-func secretMissing(w world) *problem {
+// secretUnusable reports the first Secret of the request the pod cannot
+// use: one not made for this Execution (its keys are then not looked at),
+// one still missing after the grace period, or one without its key.
+func secretUnusable(w world) *problem {
 	if !w.starting() {
 		return nil
 	}
 	for _, s := range w.secrets {
 		if s.secret == nil {
+			if w.awaitSecrets > 0 {
+				continue
+			}
 			return &problem{fnv1.ReasonSecretNotFound, fmt.Sprintf("%s secret %s not found", s.what, s.name)}
+		}
+		if why := secretRefusal(s.secret, w.exec); why != "" {
+			return &problem{fnv1.ReasonSecretNotAllowed, fmt.Sprintf("%s secret %s is not allowed: %s; %s", s.what, s.name, why, secretRule(w.exec))}
 		}
 		if _, ok := s.secret.Data[s.key]; !ok {
 			return &problem{fnv1.ReasonSecretNotFound, fmt.Sprintf("%s secret %s has no %q key", s.what, s.name, s.key)}

@@ -8,11 +8,14 @@ import (
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/contract"
+	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/internal/runner"
 )
 
@@ -23,7 +26,7 @@ var ruleNow = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 
 func ruleExec(jobName, podName string) *fnv1.Execution {
 	return &fnv1.Execution{
-		ObjectMeta: metav1.ObjectMeta{Name: "run", Namespace: "ns", Generation: 2},
+		ObjectMeta: metav1.ObjectMeta{Name: "run", Namespace: "ns", Generation: 2, UID: "run-uid"},
 		Spec:       fnv1.ExecutionSpec{FunctionName: "fn"},
 		Status:     fnv1.ExecutionStatus{JobName: jobName, PodName: podName},
 	}
@@ -62,8 +65,19 @@ func waiting(reason string) *corev1.ContainerState {
 	return &corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "details"}}
 }
 
+// secretWith is a request Secret made for the Execution "run", as the
+// facade makes them, holding data.
 func secretWith(data map[string][]byte) *corev1.Secret {
-	return &corev1.Secret{Data: data}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{
+		kube.LabelManagedBy: kube.ManagedBy, kube.LabelExecution: "run",
+	}}, Data: data}
+}
+
+// foreign is secret changed so that it is not the Execution "run"'s.
+func foreign(secret *corev1.Secret, change func(*corev1.Secret)) *corev1.Secret {
+	s := secret.DeepCopy()
+	change(s)
+	return s
 }
 
 func TestFailureRules(t *testing.T) {
@@ -75,6 +89,21 @@ func TestFailureRules(t *testing.T) {
 		return requestSecret{what: "body", name: "run-body-0", key: contract.BodySecretKey, secret: s}
 	}
 	withJWT := secretWith(map[string][]byte{"jwt": []byte("t")})
+	ownedBy := func(uid types.UID) func(*corev1.Secret) {
+		return func(s *corev1.Secret) {
+			s.OwnerReferences = []metav1.OwnerReference{{Kind: "Execution", Name: "run", UID: uid}}
+		}
+	}
+	unlabelled := foreign(withJWT, func(s *corev1.Secret) { s.Labels = nil })
+	forAnother := foreign(withJWT, func(s *corev1.Secret) { s.Labels[kube.LabelExecution] = "other" })
+	notKfns := foreign(withJWT, func(s *corev1.Secret) { delete(s.Labels, kube.LabelManagedBy) })
+	ownedElsewhere := foreign(withJWT, func(s *corev1.Secret) {
+		s.OwnerReferences = []metav1.OwnerReference{{Kind: "ConfigMap", Name: "keeper", UID: "keeper-uid"}}
+	})
+	ownedByAnEarlierRun := foreign(withJWT, ownedBy("earlier-run-uid"))
+	awaitingSecrets := func(secrets ...requestSecret) world {
+		return world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: secrets, awaitSecrets: time.Second}
+	}
 	for name, tc := range map[string]struct {
 		w             world
 		reason, words string // "" reason: no failure
@@ -93,6 +122,40 @@ func TestFailureRules(t *testing.T) {
 		"the JWT secret before the body's": {
 			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(nil), body(nil)}},
 			reason: fnv1.ReasonSecretNotFound, words: "JWT secret run-jwt not found",
+		},
+		"a secret the facade made, owned by the execution": {w: world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(foreign(withJWT, ownedBy("run-uid")))}}},
+		"awaiting a missing secret":                        {w: awaitingSecrets(jwt(nil), body(nil))},
+		"a missing secret once the grace is over": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(withJWT), body(nil)}},
+			reason: fnv1.ReasonSecretNotFound, words: "body secret run-body-0 not found",
+		},
+		"an unlabelled secret": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(unlabelled)}},
+			reason: fnv1.ReasonSecretNotAllowed, words: "JWT secret run-jwt is not allowed: it is not labelled app.kubernetes.io/managed-by=kfn; an execution uses only Secrets made for it",
+		},
+		"a secret not labelled as kfn's": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(notKfns)}},
+			reason: fnv1.ReasonSecretNotAllowed, words: "not labelled app.kubernetes.io/managed-by=kfn",
+		},
+		"a secret made for another execution": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(forAnother)}},
+			reason: fnv1.ReasonSecretNotAllowed, words: "not labelled functions.kfn.dev/execution=run",
+		},
+		"a secret owned by something else": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(ownedElsewhere)}},
+			reason: fnv1.ReasonSecretNotAllowed, words: "owned by ConfigMap keeper, not by this execution",
+		},
+		"a secret owned by an earlier execution of the same name": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(ownedByAnEarlierRun)}},
+			reason: fnv1.ReasonSecretNotAllowed, words: "owned by Execution run, not by this execution",
+		},
+		"a foreign secret fails while another is awaited": {
+			w:      awaitingSecrets(jwt(nil), body(foreign(unlabelled, func(s *corev1.Secret) { s.Data = map[string][]byte{"body": nil} }))),
+			reason: fnv1.ReasonSecretNotAllowed, words: "body secret run-body-0 is not allowed",
+		},
+		"a foreign secret's keys are not looked at": {
+			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(foreign(unlabelled, func(s *corev1.Secret) { s.Data = nil }))}},
+			reason: fnv1.ReasonSecretNotAllowed,
 		},
 		"a body secret without its key": {
 			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), secrets: []requestSecret{jwt(withJWT), body(withJWT)}},
@@ -225,6 +288,10 @@ func TestDesiredStatus(t *testing.T) {
 			check: waitingWith("waiting for the function to be created"),
 		},
 		"waiting for the job": {w: world{exec: ruleExec("", ""), fn: ruleFunction(nil)}, check: waitingWith("creating the job")},
+		"waiting for the request's secrets": {
+			w:     world{exec: ruleExec("", ""), fn: ruleFunction(nil), awaitSecrets: time.Second},
+			check: waitingWith("waiting for the request's secrets to be created"),
+		},
 		"waiting for the pod": {w: world{exec: ruleExec("", ""), job: &batchv1.Job{}}, check: waitingWith("waiting for the function to start")},
 		"waiting for an image": {
 			w:     world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil, waiting("ErrImagePull"))},
@@ -350,6 +417,58 @@ func TestBuildJob(t *testing.T) {
 				g.Expect(pod.Containers[0].VolumeMounts).To(ContainElement(HaveField("MountPath", contract.RunnerDir)))
 			},
 		},
+		"without defaults, the function's resources as they are": {
+			fn: func(f *fnv1.Function) { f.Spec.Resources = resources("cpu=1", "") },
+			check: func(g Gomega, job *batchv1.Job) {
+				g.Expect(job.Spec.Template.Spec.Containers[0].Resources).To(Equal(resources("cpu=1", "")))
+			},
+		},
+		"an unconfigured function gets the defaults": {
+			opts: withDefaults,
+			check: func(g Gomega, job *batchv1.Job) {
+				g.Expect(job.Spec.Template.Spec.Containers[0].Resources).To(Equal(resources("cpu=50m,memory=64Mi", "memory=256Mi")))
+				g.Expect(job.Spec.Template.Spec.InitContainers[0].Resources).To(Equal(installRunner(testRunnerImage).Resources), "the init container keeps its own")
+			},
+		},
+		"the function's own resources win, per resource name": {
+			fn:   func(f *fnv1.Function) { f.Spec.Resources = resources("cpu=2", "cpu=4,ephemeral-storage=1Gi") },
+			opts: withDefaults,
+			check: func(g Gomega, job *batchv1.Job) {
+				g.Expect(job.Spec.Template.Spec.Containers[0].Resources).To(Equal(resources("cpu=2,memory=64Mi", "cpu=4,ephemeral-storage=1Gi,memory=256Mi")))
+			},
+		},
+		"a function's own limit is also its request": {
+			fn:   func(f *fnv1.Function) { f.Spec.Resources = resources("", "memory=32Mi") },
+			opts: withDefaults,
+			check: func(g Gomega, job *batchv1.Job) {
+				g.Expect(job.Spec.Template.Spec.Containers[0].Resources).To(Equal(resources("cpu=50m", "memory=32Mi")),
+					"no default memory request above the function's limit: Kubernetes makes the limit the request")
+			},
+		},
+		"a default limit below the function's request is raised to it": {
+			fn:   func(f *fnv1.Function) { f.Spec.Resources = resources("memory=1Gi", "") },
+			opts: withDefaults,
+			check: func(g Gomega, job *batchv1.Job) {
+				g.Expect(job.Spec.Template.Spec.Containers[0].Resources).To(Equal(resources("cpu=50m,memory=1Gi", "memory=1Gi")))
+			},
+		},
+		"the scratch volumes are bounded": {
+			opts: withDefaults,
+			check: func(g Gomega, job *batchv1.Job) {
+				pod := job.Spec.Template.Spec
+				g.Expect(pod.Volumes).To(ContainElements(
+					And(HaveField("Name", runnerVolume), HaveField("EmptyDir.SizeLimit", HaveValue(Equal(resource.MustParse("128Mi"))))),
+					And(HaveField("Name", tmpVolume), HaveField("EmptyDir.SizeLimit", HaveValue(Equal(resource.MustParse("256Mi")))))))
+				g.Expect(pod.Containers[0].VolumeMounts).To(ContainElements(
+					And(HaveField("Name", runnerVolume), HaveField("MountPath", contract.RunnerDir)),
+					And(HaveField("Name", tmpVolume), HaveField("MountPath", contract.HomeDir))))
+			},
+		},
+		"without size limits the scratch volumes are unbounded": {check: func(g Gomega, job *batchv1.Job) {
+			for _, v := range job.Spec.Template.Spec.Volumes {
+				g.Expect(v.EmptyDir.SizeLimit).To(BeNil(), v.Name)
+			}
+		}},
 		"inline code is mounted from its secret, folders included": {
 			fn: func(f *fnv1.Function) {
 				f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"index.js": "", "node_modules/pad/index.js": ""}}
@@ -381,6 +500,33 @@ func TestBuildJob(t *testing.T) {
 			tc.check(NewWithT(t), buildJob(exec, fn, r, o))
 		})
 	}
+}
+
+// withDefaults sets the manager's default function bounds.
+func withDefaults(o *JobOptions) {
+	res, err := ParseResourceDefaults(DefaultFunctionResources)
+	if err != nil {
+		panic(err)
+	}
+	tmp, _ := ParseSizeLimit(DefaultTmpSizeLimit)
+	runnerDir, _ := ParseSizeLimit(DefaultRunnerDirSizeLimit)
+	o.Defaults = FunctionDefaults{Resources: res, TmpSizeLimit: tmp, RunnerDirSizeLimit: runnerDir}
+}
+
+// resources reads requests and limits written as name=quantity,…
+func resources(requests, limits string) corev1.ResourceRequirements {
+	list := func(text string) corev1.ResourceList {
+		if text == "" {
+			return nil
+		}
+		out := corev1.ResourceList{}
+		for _, pair := range strings.Split(text, ",") {
+			name, q, _ := strings.Cut(pair, "=")
+			out[corev1.ResourceName(name)] = resource.MustParse(q)
+		}
+		return out
+	}
+	return corev1.ResourceRequirements{Requests: list(requests), Limits: list(limits)}
 }
 
 func volumeNames(volumes []corev1.Volume) []string {

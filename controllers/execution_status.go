@@ -185,6 +185,8 @@ func waitingMessage(w world) string {
 	switch {
 	case w.awaitFunction > 0:
 		return "waiting for the function to be created"
+	case w.awaitSecrets > 0:
+		return "waiting for the request's secrets to be created"
 	case w.job == nil:
 		return "creating the job"
 	case reason != "":

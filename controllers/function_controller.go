@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -34,8 +33,8 @@ type FunctionReconciler struct {
 	Recorder  recorder.EventRecorder
 	Runtimes  RuntimeCatalog
 	// Retention deletes finished Executions this long after they finished,
-	// like Appwrite's execution log retention; 0 keeps them (the history
-	// limits still apply). Clock measures it.
+	// like Appwrite's execution retention (14 days by default); 0 keeps
+	// them (the history limits still apply). Clock measures it.
 	Retention time.Duration
 	Clock     clock.PassiveClock
 }
@@ -176,8 +175,10 @@ func patchFunctionStatus(ctx context.Context, c client.Client, fn *fnv1.Function
 	return true, c.Status().Patch(ctx, fn, client.MergeFrom(base))
 }
 
-// pruneHistory deletes the oldest finished Executions beyond the limits and
-// those past the retention, and says when the next one expires (0: none).
+// pruneHistory deletes finished Executions past the retention (the primary
+// rule, as Appwrite's), and the oldest beyond the Function's history
+// limits, a cap that stays on so a busy function's history cannot fill
+// etcd within the retention. It says when the next one expires (0: none).
 //
 // It runs after every finished execution, so the list is not copied out of
 // the cache: its Executions are only read (and deleted), never changed.
@@ -197,14 +198,12 @@ func (r *FunctionReconciler) pruneHistory(ctx context.Context, fn *fnv1.Function
 			failed = append(failed, e)
 		}
 	}
+	keepCompleted, keepFailed := fn.HistoryLimits()
 	for _, group := range []struct {
 		execs []*fnv1.Execution
-		limit *int32
-	}{{completed, fn.Spec.SuccessfulExecutionsHistoryLimit}, {failed, fn.Spec.FailedExecutionsHistoryLimit}} {
-		if group.limit == nil {
-			continue
-		}
-		for _, e := range oldestBeyond(group.execs, int(ptr.Deref(group.limit, 0))) {
+		keep  int
+	}{{completed, keepCompleted}, {failed, keepFailed}} {
+		for _, e := range oldestBeyond(group.execs, group.keep) {
 			if err := r.deleteExecution(ctx, e); err != nil {
 				return 0, err
 			}

@@ -149,27 +149,38 @@ func TestSamplesApplyWithKubectl(t *testing.T) {
 	g.Expect(string(out)).To(ContainSubstring("hello"))
 }
 
+// finishAt runs an Execution of fn to completed (code < 500) or failed,
+// as the runner reports it finished at the given time.
+func finishAt(t *testing.T, ns, fn, name string, code int, finished time.Time) {
+	t.Helper()
+	createExecution(t, ns, name, fn, nil)
+	pod := startPod(t, waitForJob(t, ns, name))
+	res := result(code, "", "", "")
+	res.StartedAt, res.FinishedAt = finished.Add(-250*time.Millisecond), finished
+	setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, res))
+	want := fnv1.PhaseCompleted
+	if code >= 500 {
+		want = fnv1.PhaseFailed
+	}
+	waitForStatus(t, ns, name, want)
+}
+
+// Age is the primary rule: records older than the retention go, newer
+// ones and unfinished ones stay; the count cap still applies within it.
 func TestFinishedExecutionsExpireAfterTheRetention(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	createFunction(t, ns, "fn", nil)
-	finishedAt := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC).Add(250 * time.Millisecond) // see result()
-	for _, name := range []string{"old-ok", "old-failed"} {
-		createExecution(t, ns, name, "fn", nil)
-		pod := startPod(t, waitForJob(t, ns, name))
-		code := 200
-		if name == "old-failed" {
-			code = 500
-		}
-		setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, result(code, "", "", "")))
-	}
-	waitForStatus(t, ns, "old-ok", fnv1.PhaseCompleted)
-	waitForStatus(t, ns, "old-failed", fnv1.PhaseFailed)
+	createFunction(t, ns, "capped", func(f *fnv1.Function) { f.Spec.SuccessfulExecutionsHistoryLimit = ptr.To[int32](1) })
+	start := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	finishAt(t, ns, "fn", "old-ok", 200, start)
+	finishAt(t, ns, "fn", "old-failed", 500, start)
+	finishAt(t, ns, "fn", "new-ok", 200, start.Add(30*time.Minute))
 	createExecution(t, ns, "running", "fn", nil)
 	waitForJob(t, ns, "running")
 
 	// A second Function controller, as an operator started with a retention.
-	clk := clocktesting.NewFakePassiveClock(finishedAt.Add(59 * time.Minute))
+	clk := clocktesting.NewFakePassiveClock(start.Add(59 * time.Minute))
 	r := &FunctionReconciler{Client: mgrClient, APIReader: k8s, Scheme: kube.NewScheme(), Recorder: mgrRecorder, Retention: time.Hour, Clock: clk}
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "fn"}}
 	res, err := r.Reconcile(bg, req)
@@ -177,10 +188,32 @@ func TestFinishedExecutionsExpireAfterTheRetention(t *testing.T) {
 	g.Expect(res.RequeueAfter).To(BeNumerically("~", time.Minute, time.Second), "it comes back when the oldest record expires")
 	g.Expect(getExecution(t, ns, "old-ok").DeletionTimestamp).To(BeNil(), "not expired yet")
 
-	clk.SetTime(finishedAt.Add(61 * time.Minute))
-	_, err = r.Reconcile(bg, req)
+	clk.SetTime(start.Add(61 * time.Minute))
+	res, err = r.Reconcile(bg, req)
 	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.RequeueAfter).To(BeNumerically("~", 29*time.Minute, time.Second), "then when the newer one does")
 	waitForGone(t, &fnv1.Execution{ObjectMeta: metav1.ObjectMeta{Name: "old-ok", Namespace: ns}})
 	waitForGone(t, &fnv1.Execution{ObjectMeta: metav1.ObjectMeta{Name: "old-failed", Namespace: ns}})
+	g.Expect(getExecution(t, ns, "new-ok").DeletionTimestamp).To(BeNil(), "newer than the retention: kept")
 	g.Expect(getExecution(t, ns, "running").Status.Status.IsFinished()).To(BeFalse(), "unfinished executions stay")
+
+	// Both within the retention, but one over the cap: the oldest goes.
+	finishAt(t, ns, "capped", "c-1", 200, start.Add(40*time.Minute))
+	finishAt(t, ns, "capped", "c-2", 200, start.Add(45*time.Minute))
+	_, err = r.Reconcile(bg, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "capped"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	waitForGone(t, &fnv1.Execution{ObjectMeta: metav1.ObjectMeta{Name: "c-1", Namespace: ns}})
+	g.Expect(getExecution(t, ns, "c-2").DeletionTimestamp).To(BeNil())
+}
+
+// The caps are on by default, at what a busy function needs, and an
+// object the API server has not defaulted gets them too.
+func TestHistoryLimitDefaults(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	fn := createFunction(t, ns, "fn", nil)
+	g.Expect(fn.Spec.SuccessfulExecutionsHistoryLimit).To(HaveValue(BeEquivalentTo(fnv1.DefaultExecutionsHistoryLimit)))
+	g.Expect(fn.Spec.FailedExecutionsHistoryLimit).To(HaveValue(BeEquivalentTo(fnv1.DefaultExecutionsHistoryLimit)))
+	completed, failed := (&fnv1.Function{}).HistoryLimits()
+	g.Expect([]int{completed, failed}).To(Equal([]int{fnv1.DefaultExecutionsHistoryLimit, fnv1.DefaultExecutionsHistoryLimit}))
 }

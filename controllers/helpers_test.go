@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/internal/runner"
 )
 
@@ -198,6 +199,12 @@ func eventReasons(t *testing.T, ns, name string) []string {
 		}
 	}
 	return reasons
+}
+
+// requestSecretLabels are the labels of a request Secret made for the
+// Execution named execution, as the REST facade sets them.
+func requestSecretLabels(execution string) map[string]string {
+	return map[string]string{kube.LabelManagedBy: kube.ManagedBy, kube.LabelExecution: execution}
 }
 
 func envValue(env []corev1.EnvVar, name string) *corev1.EnvVar {

@@ -57,6 +57,8 @@ type JobOptions struct {
 	// counts from the Job's start, pulls and init containers included) is
 	// the backstop when the pod never gets to run.
 	StartupGrace time.Duration
+	// Defaults bound the resources and scratch space of function pods.
+	Defaults FunctionDefaults
 }
 
 // buildJob renders the Job that runs one Execution. It is a pure function of
@@ -68,9 +70,10 @@ func buildJob(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, opts
 		kube.LabelManagedBy: kube.ManagedBy,
 	}
 	deadline := int64(fn.TimeoutSeconds()) + int64(opts.StartupGrace/time.Second)
-	pod := podSpec(fn)
+	pod := podSpec(fn, opts.Defaults)
 	runner, runnerMounts := deliverRunner(&pod, rf, opts)
 	container := functionContainerSpec(exec, fn, rf, runner, runnerMounts)
+	container.Resources = functionResources(fn.Spec.Resources, opts.Defaults.Resources)
 	if len(exec.Spec.BodySecrets) > 0 {
 		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: bodyVolume, VolumeSource: bodyVolumeSource(exec.Spec.BodySecrets)})
 		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: bodyVolume, MountPath: contract.RequestBodyDir, ReadOnly: true})
@@ -102,8 +105,8 @@ func buildJob(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction, opts
 }
 
 // podSpec is the function pod without its containers: restricted, and with
-// the volumes every pod has.
-func podSpec(fn *fnv1.Function) corev1.PodSpec {
+// the volumes every pod has, bounded by the defaults.
+func podSpec(fn *fnv1.Function, defaults FunctionDefaults) corev1.PodSpec {
 	return corev1.PodSpec{
 		RestartPolicy:                corev1.RestartPolicyNever,
 		ServiceAccountName:           fn.Spec.ServiceAccountName,
@@ -118,8 +121,8 @@ func podSpec(fn *fnv1.Function) corev1.PodSpec {
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		Volumes: []corev1.Volume{
-			{Name: runnerVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-			{Name: tmpVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: runnerVolume, VolumeSource: boundedEmptyDir(defaults.RunnerDirSizeLimit)},
+			{Name: tmpVolume, VolumeSource: boundedEmptyDir(defaults.TmpSizeLimit)},
 		},
 	}
 }
@@ -150,7 +153,6 @@ func functionContainerSpec(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedF
 		ImagePullPolicy:          corev1.PullIfNotPresent,
 		Command:                  append([]string{runner, "run", "--"}, rf.Command...),
 		Env:                      executionEnv(exec, fn),
-		Resources:                fn.Spec.Resources,
 		SecurityContext:          restrictedContainer(),
 		VolumeMounts:             append(runnerMounts, corev1.VolumeMount{Name: tmpVolume, MountPath: contract.HomeDir}),
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,

@@ -94,10 +94,11 @@ func (noWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (
 }
 
 // An ordinary execution, owned by its Function from the start (as the
-// event and schedule controllers make them, and the REST facade should),
-// costs the operator at most 6 API writes, Events included: the Job, three
-// statuses (waiting, processing, completed), the Completed Event and the
-// Job's deletion.
+// event and schedule controllers and the REST facade make them), costs the
+// operator at most 6 API writes, Events included: the Job, three statuses
+// (waiting, processing, completed), the Completed Event and the Job's
+// deletion. Request Secrets add only their deletion when the facade made
+// them (TestRequestSecretsGoOnceTheRecordIsWritten).
 func TestOneExecutionCostsAtMostSixWrites(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
@@ -167,8 +168,11 @@ func TestFinishedRecordIsTrimmedOnlyInTheCache(t *testing.T) {
 }
 
 // The request's Secrets (the caller's JWT, the parts of a large body) go as
-// soon as the record is written, those kfn made and those it did not; the
-// operator's cache never holds their data, only that of code Secrets.
+// soon as the record is written: those the REST facade makes just after the
+// Execution, owned by it from the start (so adopting them costs no write),
+// and one made by hand, labelled for the Execution but owned by nothing,
+// which it adopts. The operator's cache never holds their data, only that
+// of code Secrets.
 func TestRequestSecretsGoOnceTheRecordIsWritten(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
@@ -176,24 +180,20 @@ func TestRequestSecretsGoOnceTheRecordIsWritten(t *testing.T) {
 		f.Spec.Command, f.Spec.Entrypoint = []string{"sh"}, "main.sh"
 		f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"main.sh": "echo hi"}}
 	})
-	secrets := map[string]map[string]string{
-		"run-jwt":    kube.ManagedLabels(), // as the REST facade makes them
-		"run-body-0": kube.ManagedLabels(),
-		"run-body-1": nil, // made by hand
-	}
-	for name, labels := range secrets {
-		key := contract.BodySecretKey
-		if name == "run-jwt" {
-			key = contract.JWTSecretKey
-		}
+	createSecret := func(name, key string, owners []metav1.OwnerReference) {
 		g.Expect(k8s.Create(bg, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: requestSecretLabels("run"), OwnerReferences: owners},
 			StringData: map[string]string{key: "secret " + name},
 		})).To(Succeed())
 	}
-	createExecution(t, ns, "run", "fn", func(e *fnv1.Execution) {
+	createSecret("run-body-1", contract.BodySecretKey, nil)
+	exec := createExecution(t, ns, "run", "fn", func(e *fnv1.Execution) {
 		e.Spec.Data, e.Spec.JWTSecretName, e.Spec.BodySecrets = "", "run-jwt", []string{"run-body-0", "run-body-1"}
 	})
+	owner := []metav1.OwnerReference{{APIVersion: fnv1.GroupVersion.String(), Kind: "Execution", Name: exec.Name, UID: exec.UID}}
+	createSecret("run-jwt", contract.JWTSecretKey, owner)
+	createSecret("run-body-0", contract.BodySecretKey, owner)
+	secrets := []string{"run-jwt", "run-body-0", "run-body-1"}
 	job := waitForJob(t, ns, "run")
 
 	cachedData := func(name string) func() (map[string][]byte, error) {
@@ -208,10 +208,21 @@ func TestRequestSecretsGoOnceTheRecordIsWritten(t *testing.T) {
 
 	setFunctionState(t, startPod(t, job), corev1.PodSucceeded, terminatedWith(t, result(200, "ok", "", "")))
 	waitForStatus(t, ns, "run", fnv1.PhaseCompleted)
-	for name := range secrets {
+	for _, name := range secrets {
 		waitForGone(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}})
 	}
 	g.Expect(getExecution(t, ns, "run").Status.StatusCode).To(Equal(int32(200)))
+	secretWrites := func() []string {
+		var out []string
+		for _, w := range apiWrites.of(ns) {
+			if strings.Contains(w, " Secret run-") {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	g.Consistently(secretWrites, time.Second, poll).Should(ConsistOf(
+		"patch Secret run-body-1", "delete Secret run-jwt", "delete Secret run-body-0", "delete Secret run-body-1"))
 }
 
 // The status write that would only note the Job's new pod is saved; any

@@ -93,11 +93,15 @@ func setUpControllers(mgr ctrl.Manager) error {
 	// The reconcilers' writes are counted (apiWrites) by the tests that
 	// bound the API writes an execution costs.
 	c := countingClient(mgr.GetClient())
+	// The manager's default bounds, so the API server validates the Jobs
+	// the operator really makes.
+	jobs := JobOptions{RunnerImage: testRunnerImage, StartupGrace: testStartupGrace}
+	withDefaults(&jobs)
 	if err := (&ExecutionReconciler{
 		Client: c, APIReader: mgr.GetAPIReader(), Scheme: scheme,
 		Recorder: mgr.GetEventRecorder("kfn-execution"), Clock: testClock, Logs: testLogs,
 		Runtimes: testRuntimes, MaxRecordBytes: testMaxRecordBytes,
-		Jobs: JobOptions{RunnerImage: testRunnerImage, StartupGrace: testStartupGrace},
+		Jobs: jobs,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -106,4 +107,67 @@ func TestImageVolumeDelivery(t *testing.T) {
 	g.Expect(pod.Containers[0].Command[:3]).To(Equal([]string{contract.ImageRunner, "run", "--"}))
 	g.Expect(pod.Containers[0].VolumeMounts).To(ContainElement(And(HaveField("MountPath", contract.ImageRunnerDir), HaveField("ReadOnly", true))))
 	g.Expect(k8s.Create(bg, job, client.DryRunAll)).To(Succeed())
+}
+
+func TestParseResourceDefaults(t *testing.T) {
+	for text, want := range map[string]string{
+		DefaultFunctionResources: "",
+		"":                       "",
+		"{}":                     "",
+		"requests: {cpu: 100m, ephemeral-storage: 1Gi}\nlimits: {memory: 1Gi}": "",
+		`{"limits":{"nvidia.com/gpu":"1"}}`:                                    `resource "nvidia.com/gpu" cannot be defaulted`,
+		`{"requests":{"memory":"512Mi"},"limits":{"memory":"256Mi"}}`:          "the memory request 512Mi exceeds its limit 256Mi",
+		`{"requests":{"cpu":"-1"}}`:                                            "cpu -1 is negative",
+		`{"request":{"cpu":"1"}}`:                                              `unknown field "request"`,
+		`{"requests":{"cpu":"lots"}}`:                                          "quantities must match",
+		`{"claims":[{"name":"gpu"}]}`:                                          "claims cannot be defaulted",
+	} {
+		_, err := ParseResourceDefaults(text)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q: %v", text, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: error %v, want one mentioning %q", text, err, want)
+		}
+	}
+	res, err := ParseResourceDefaults(DefaultFunctionResources)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	NewWithT(t).Expect(res).To(Equal(resources("cpu=50m,memory=64Mi", "memory=256Mi")))
+}
+
+func TestParseSizeLimit(t *testing.T) {
+	g := NewWithT(t)
+	q, err := ParseSizeLimit("256Mi")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(q.Value()).To(Equal(int64(256 << 20)))
+	for _, unbounded := range []string{"", "0", "0Mi"} {
+		q, err := ParseSizeLimit(unbounded)
+		g.Expect(err).NotTo(HaveOccurred(), unbounded)
+		g.Expect(q).To(BeNil(), unbounded)
+	}
+	for _, bad := range []string{"-1Mi", "big"} {
+		_, err := ParseSizeLimit(bad)
+		g.Expect(err).To(HaveOccurred(), bad)
+	}
+}
+
+// The runner's directory must hold the runner the init container copies
+// and a run's largest request and response files, or every run is evicted.
+func TestCheckRunnerDirSizeLimit(t *testing.T) {
+	g := NewWithT(t)
+	limit, _ := ParseSizeLimit(DefaultRunnerDirSizeLimit)
+	const runner = 43 << 20 // the stripped kfn binary, 2026
+	g.Expect(CheckRunnerDirSizeLimit(limit, runner)).To(Succeed(), "the default holds today's runner")
+	g.Expect(runnerDirIOBytes).To(BeNumerically(">=", fnv1.MaxBodySecrets*fnv1.MaxBodySecretBytes+contract.MaxOutputBytes), "a 10 MiB body and a 1 MB response")
+	g.Expect(CheckRunnerDirSizeLimit(nil, runner)).To(Succeed(), "unbounded")
+	g.Expect(CheckRunnerDirSizeLimit(limit, 0)).To(Succeed(), "no runner copied")
+	small, _ := ParseSizeLimit("48Mi")
+	g.Expect(CheckRunnerDirSizeLimit(small, runner)).To(MatchError(ContainSubstring("48Mi cannot hold the runner (45088768 bytes)")))
+	g.Expect(CheckRunnerDirSizeLimit(small, 0)).To(Succeed())
+	g.Expect(CheckRunnerDirSizeLimit(ptrQuantity("12Mi"), 0)).To(MatchError(ContainSubstring("use at least 14Mi")))
+}
+
+func ptrQuantity(text string) *resource.Quantity {
+	q := resource.MustParse(text)
+	return &q
 }

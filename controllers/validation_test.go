@@ -43,7 +43,7 @@ func TestFunctionValidation(t *testing.T) {
 		"absolute file path": {func(f *fnv1.Function) {
 			f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"/etc/passwd": "x"}}
 		}, "file paths are relative"},
-		"unknown contract": {func(f *fnv1.Function) { f.Spec.Contract = "v9" }, `Unsupported value: "v9"`},
+		"unknown contract":           {func(f *fnv1.Function) { f.Spec.Contract = "v9" }, `Unsupported value: "v9"`},
 		"time zone without schedule": {func(f *fnv1.Function) { f.Spec.TimeZone = "Europe/Berlin" }, "timeZone needs a schedule"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -67,9 +67,9 @@ type ExecutionSpec struct {
 	Body string `json:"body,omitempty"`
 
 	// BodySecrets name Secrets (key "body") whose contents, in order, are
-	// a request body too large for Body, up to Appwrite's 10 MiB. The
-	// Execution takes ownership of them, like of its JWT Secret. Such a
-	// body reaches the function as the request file and stdin only.
+	// a request body too large for Body, up to Appwrite's 10 MiB. Like the
+	// JWT Secret, each must be made for this Execution (see JWTSecretName).
+	// Such a body reaches the function as the request file and stdin only.
 	// +kubebuilder:validation:MaxItems=12
 	// +kubebuilder:validation:items:MaxLength=253
 	// +listType=atomic
@@ -117,8 +117,12 @@ type ExecutionSpec struct {
 	UserID string `json:"userId,omitempty"`
 
 	// JWTSecretName names a Secret holding the caller's JWT under the key
-	// "jwt". The Execution takes ownership of it so it goes away with the
-	// Execution; the token never appears in the Execution or the Job.
+	// "jwt"; the token never appears in the Execution or the Job. The
+	// Secret must be made for this Execution: labelled
+	// app.kubernetes.io/managed-by=kfn and functions.kfn.dev/execution=<this
+	// Execution's name>, and owned by this Execution or by nothing. The
+	// Execution then owns it, and it is deleted once the record is written;
+	// any other Secret fails the Execution (SecretNotAllowed), untouched.
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	JWTSecretName string `json:"jwtSecretName,omitempty"`
@@ -144,6 +148,9 @@ const (
 	ReasonNoResult         = "NoResult"
 	ReasonPodFailed        = "PodFailed"
 	ReasonSecretNotFound   = "SecretNotFound"
+	// ReasonSecretNotAllowed: a request Secret the Execution names was not
+	// made for it, so it is neither used nor adopted nor deleted.
+	ReasonSecretNotAllowed = "SecretNotAllowed"
 )
 
 // ExecutionStatus is the Appwrite execution record.

@@ -130,16 +130,19 @@ type FunctionSpec struct {
 	// +optional
 	AutomountServiceAccountToken *bool `json:"automountServiceAccountToken,omitempty"`
 
-	// SuccessfulExecutionsHistoryLimit is how many completed executions are
-	// kept; older ones are deleted.
+	// SuccessfulExecutionsHistoryLimit caps how many completed executions
+	// are kept; older ones are deleted. Age is the operator's primary rule
+	// (--execution-retention, 14 days by default, as Appwrite); this cap
+	// keeps a busy function's history from filling etcd within that time.
 	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:default=100
+	// +kubebuilder:default=10000
 	// +optional
 	SuccessfulExecutionsHistoryLimit *int32 `json:"successfulExecutionsHistoryLimit,omitempty"`
 
-	// FailedExecutionsHistoryLimit is how many failed executions are kept.
+	// FailedExecutionsHistoryLimit caps how many failed executions are
+	// kept, as SuccessfulExecutionsHistoryLimit does completed ones.
 	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:default=100
+	// +kubebuilder:default=10000
 	// +optional
 	FailedExecutionsHistoryLimit *int32 `json:"failedExecutionsHistoryLimit,omitempty"`
 }
@@ -281,6 +284,23 @@ func (f *Function) TimeoutSeconds() int32 {
 		return f.Spec.Timeout
 	}
 	return DefaultTimeoutSeconds
+}
+
+// DefaultExecutionsHistoryLimit is the default of both history limits; the
+// CRD's default markers spell the same number.
+const DefaultExecutionsHistoryLimit = 10000
+
+// HistoryLimits are how many completed and how many failed executions are
+// kept: the spec's limits, or the default for an object the API server has
+// not defaulted, so the cap is never off.
+func (f *Function) HistoryLimits() (completed, failed int) {
+	limit := func(l *int32) int {
+		if l == nil {
+			return DefaultExecutionsHistoryLimit
+		}
+		return int(*l)
+	}
+	return limit(f.Spec.SuccessfulExecutionsHistoryLimit), limit(f.Spec.FailedExecutionsHistoryLimit)
 }
 
 // +kubebuilder:object:root=true

@@ -47,14 +47,10 @@ printf '%s' "$response" > "$KFN_RESPONSE_FILE"
 func TestOfficialSDKsAgainstTheClusterFacade(t *testing.T) {
 	g := NewWithT(t)
 	p := newProject(t)
-	fn := &fnv1.Function{
-		ObjectMeta: metav1.ObjectMeta{Name: "sdk", Namespace: p.namespace},
-		Spec: fnv1.FunctionSpec{
-			Image: busybox, Command: []string{"sh"}, Entrypoint: "main.sh", Timeout: 30, Execute: []string{"any"},
-			Code: &fnv1.CodeSource{Inline: map[string]string{"main.sh": sdkFunction}},
-		},
-	}
-	g.Expect(k8s.Create(bg, fn)).To(Succeed())
+	fn := createFunction(t, p.namespace, "sdk", fnv1.FunctionSpec{
+		Image: busybox, Command: []string{"sh"}, Entrypoint: "main.sh", Timeout: 30, Execute: []string{"any"},
+		Code: &fnv1.CodeSource{Inline: map[string]string{"main.sh": sdkFunction}},
+	})
 
 	endpoint := portForward(t, "svc/kfn-apiserver", 80)
 	ctx, cancel := context.WithTimeout(bg, 5*time.Minute)
@@ -83,8 +79,8 @@ func newProject(t *testing.T) project {
 	ns.Labels[apiserver.LabelProject] = "true"
 	g.Expect(k8s.Update(bg, ns)).To(Succeed())
 	g.Expect(k8s.Create(bg, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "e2e-key", Namespace: p.namespace, Labels: map[string]string{apiserver.LabelAPIKey: "true"}},
-		StringData: map[string]string{apiserver.APIKeyHashKey: apiserver.HashAPIKey(p.apiKey), apiserver.APIKeyScopesKey: "execution.read execution.write"},
+		ObjectMeta: metav1.ObjectMeta{Name: apiserver.APIKeysSecretName, Namespace: p.namespace},
+		Data:       apiserver.APIKeyData("e2e", p.apiKey, "execution.read", "execution.write"),
 	})).To(Succeed())
 	g.Expect(k8s.Create(bg, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: apiserver.JWTSecretName, Namespace: p.namespace},
@@ -105,14 +101,10 @@ func (p project) jwt(t *testing.T, user string) string {
 func TestLargeBodyThroughTheClusterFacade(t *testing.T) {
 	g := NewWithT(t)
 	p := newProject(t)
-	fn := &fnv1.Function{
-		ObjectMeta: metav1.ObjectMeta{Name: "count", Namespace: p.namespace},
-		Spec: fnv1.FunctionSpec{
-			Image: busybox, Timeout: 30,
-			Command: []string{"sh", "-c", `wc -c < "$KFN_REQUEST_FILE" | tr -d ' \n' > "$KFN_RESPONSE_FILE"; wc -c | tr -d ' '`},
-		},
-	}
-	g.Expect(k8s.Create(bg, fn)).To(Succeed())
+	createFunction(t, p.namespace, "count", fnv1.FunctionSpec{
+		Image: busybox, Timeout: 30,
+		Command: []string{"sh", "-c", `wc -c < "$KFN_REQUEST_FILE" | tr -d ' \n' > "$KFN_RESPONSE_FILE"; wc -c | tr -d ' '`},
+	})
 	endpoint := portForward(t, "svc/kfn-apiserver", 80)
 
 	payload, err := json.Marshal(map[string]any{"body": strings.Repeat("0123456789", 300_000)})

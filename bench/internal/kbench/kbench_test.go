@@ -2,8 +2,10 @@ package kbench
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseMetrics(t *testing.T) {
@@ -47,5 +49,24 @@ func TestPercentile(t *testing.T) {
 	}
 	if !math.IsNaN(Percentile(nil, 50)) {
 		t.Error("empty: want NaN")
+	}
+}
+
+func TestCPU(t *testing.T) {
+	busy0, err := MachineBusy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := StartCPU(Proc{Name: "self", Find: func() (int, error) { return os.Getpid(), nil }})
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	if d, err := CPUTime(os.Getpid()); err != nil || d <= 0 {
+		t.Errorf("CPUTime = %v, %v", d, err)
+	}
+	if busy, err := MachineBusy(); err != nil || busy < busy0 {
+		t.Errorf("MachineBusy = %v, %v (before %v)", busy, err, busy0)
+	}
+	if s := m.Stop(); !strings.HasPrefix(s, "CPU in cores: self ") || strings.Contains(s, "?") {
+		t.Errorf("Stop = %q", s)
 	}
 }

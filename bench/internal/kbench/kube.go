@@ -94,9 +94,11 @@ func (e *Env) NewProject(ctx context.Context, prefix, run string) (*Project, err
 	_, _ = rand.Read(raw[:])
 	key := hex.EncodeToString(raw[:])
 	sum := sha256.Sum256([]byte(key))
+	// The project's API keys Secret (apiserver.APIKeysSecretName): per key
+	// NAME, NAME.hash and NAME.scopes.
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "bench-api-key", Namespace: ns.Name, Labels: map[string]string{LabelAPIKey: "true"}},
-		StringData: map[string]string{"hash": hex.EncodeToString(sum[:]), "scopes": "execution.read execution.write"},
+		ObjectMeta: metav1.ObjectMeta{Name: "kfn-api-keys", Namespace: ns.Name},
+		StringData: map[string]string{"bench.hash": hex.EncodeToString(sum[:]), "bench.scopes": "execution.read execution.write"},
 	}
 	if err := e.Client.Create(ctx, secret); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,4 +161,114 @@ func (b *bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return b.next.RoundTrip(r)
+}
+
+// userHZ is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const userHZ = 100
+
+// CPUTime is a process's user + system CPU time so far (/proc/PID/stat).
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command (which may hold spaces) in parentheses:
+	// state is field 3, utime 14 and stime 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("pid %d: short stat", pid)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// MachineBusy is the CPU time all cores spent not idle so far (/proc/stat).
+func MachineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: no cpu line")
+	}
+	var ticks int64
+	for i, s := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// Proc names a process and how to find it.
+type Proc struct {
+	Name string
+	Find func() (int, error)
+}
+
+// CPUMeter measures the CPU the processes and the whole machine use over
+// an interval.
+type CPUMeter struct {
+	procs []Proc
+	start []time.Duration // -1: not found
+	busy  time.Duration
+	t     time.Time
+}
+
+// StartCPU starts measuring.
+func StartCPU(procs ...Proc) *CPUMeter {
+	m := &CPUMeter{procs: procs, t: time.Now()}
+	for _, p := range procs {
+		m.start = append(m.start, cpuOf(p))
+	}
+	m.busy, _ = MachineBusy()
+	return m
+}
+
+func cpuOf(p Proc) time.Duration {
+	pid, err := p.Find()
+	if err != nil {
+		return -1
+	}
+	d, err := CPUTime(pid)
+	if err != nil {
+		return -1
+	}
+	return d
+}
+
+// Stop says how many cores each process and the machine kept busy on
+// average since the start, e.g. "load generator 0.52, facade 0.91, … of
+// the machine's 1.97 busy (2 cores)".
+func (m *CPUMeter) Stop() string {
+	wall := time.Since(m.t).Seconds()
+	var parts []string
+	for i, p := range m.procs {
+		end := cpuOf(p)
+		if end < 0 || m.start[i] < 0 {
+			parts = append(parts, p.Name+" ?")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f", p.Name, (end-m.start[i]).Seconds()/wall))
+	}
+	busy, err := MachineBusy()
+	machine := "?"
+	if err == nil {
+		machine = fmt.Sprintf("%.2f", (busy-m.busy).Seconds()/wall)
+	}
+	return fmt.Sprintf("CPU in cores: %s, of the machine's %s busy (%d cores)", strings.Join(parts, ", "), machine, runtime.NumCPU())
 }

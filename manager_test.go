@@ -1,0 +1,107 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/kfn-dev/kfn/controllers"
+)
+
+// runnerBytes stands for the runner binary the init container copies.
+const runnerBytes = 45 << 20
+
+// The manager's flags bound every function pod: by default, and as set.
+func TestManagerFlagsBoundFunctionPods(t *testing.T) {
+	quantity := func(q *resource.Quantity) string {
+		if q == nil {
+			return "unbounded"
+		}
+		return q.String()
+	}
+	for name, tc := range map[string]struct {
+		args             []string
+		requests, limits corev1.ResourceList
+		tmp, runnerDir   string
+		wantDelivery     controllers.RunnerDelivery
+	}{
+		"the defaults": {
+			requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+			limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+			tmp:      "256Mi", runnerDir: "128Mi", wantDelivery: controllers.DeliverByInitContainer,
+		},
+		"set as YAML, unbounded /tmp": {
+			args:     []string{"--default-function-resources=requests: {cpu: 100m}\nlimits: {memory: 1Gi, ephemeral-storage: 2Gi}", "--function-tmp-size-limit=0", "--function-runner-dir-size-limit=1Gi"},
+			requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
+			limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi"), corev1.ResourceEphemeralStorage: resource.MustParse("2Gi")},
+			tmp:      "unbounded", runnerDir: "1Gi", wantDelivery: controllers.DeliverByInitContainer,
+		},
+		"none at all": {
+			args: []string{"--default-function-resources={}", "--function-tmp-size-limit=0", "--function-runner-dir-size-limit=0"},
+			tmp:  "unbounded", runnerDir: "unbounded", wantDelivery: controllers.DeliverByInitContainer,
+		},
+		"a small runner directory is enough when the runner is not copied": {
+			args:     []string{"--runner-delivery=image-volume", "--function-runner-dir-size-limit=16Mi"},
+			requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+			limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+			tmp:      "256Mi", runnerDir: "16Mi", wantDelivery: controllers.DeliverByImageVolume,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o, _, err := parseManagerFlags(tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := jobOptions(o, runnerBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := jobs.Defaults
+			if !equalLists(d.Resources.Requests, tc.requests) || !equalLists(d.Resources.Limits, tc.limits) {
+				t.Errorf("resources %v, want requests %v and limits %v", d.Resources, tc.requests, tc.limits)
+			}
+			if quantity(d.TmpSizeLimit) != tc.tmp || quantity(d.RunnerDirSizeLimit) != tc.runnerDir {
+				t.Errorf("size limits /tmp %s, /kfn %s; want %s, %s", quantity(d.TmpSizeLimit), quantity(d.RunnerDirSizeLimit), tc.tmp, tc.runnerDir)
+			}
+			if jobs.RunnerDelivery != tc.wantDelivery {
+				t.Errorf("delivery %s, want %s", jobs.RunnerDelivery, tc.wantDelivery)
+			}
+		})
+	}
+}
+
+// Bad bounds stop the manager at start-up, naming the flag, rather than
+// making every Job invalid or every run evicted.
+func TestManagerRefusesBadFunctionBounds(t *testing.T) {
+	for args, want := range map[string]string{
+		"--default-function-resources={requests: {memory: 1Gi}, limits: {memory: 256Mi}}": "--default-function-resources: the memory request 1Gi exceeds its limit 256Mi",
+		"--default-function-resources={limits: {nvidia.com/gpu: 1}}":                      `--default-function-resources: resource "nvidia.com/gpu" cannot be defaulted`,
+		"--default-function-resources=[cpu]":                                              "--default-function-resources:",
+		"--function-tmp-size-limit=lots":                                                  "--function-tmp-size-limit:",
+		"--function-runner-dir-size-limit=-1Mi":                                           "--function-runner-dir-size-limit: -1Mi is negative",
+		"--function-runner-dir-size-limit=48Mi":                                           "--function-runner-dir-size-limit: 48Mi cannot hold the runner (47185920 bytes)",
+		"--runner-delivery=teleport":                                                      "--runner-delivery must be",
+	} {
+		o, _, err := parseManagerFlags([]string{args})
+		if err != nil {
+			t.Fatalf("%s: %v", args, err)
+		}
+		if _, err := jobOptions(o, runnerBytes); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one containing %q", args, err, want)
+		}
+	}
+}
+
+func equalLists(a, b corev1.ResourceList) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, q := range a {
+		if other, ok := b[name]; !ok || q.Cmp(other) != 0 {
+			return false
+		}
+	}
+	return true
+}
