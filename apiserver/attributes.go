@@ -63,8 +63,9 @@ var attributes = []attribute{
 	}},
 	{name: "$permissions", value: func(r record, _ format) any { return r.Permissions }},
 	{name: "functionId", value: func(r record, _ format) any { return r.FunctionID }},
-	// kfn has no deployments: the ID is always empty.
-	{name: "deploymentId", model: from(v1_8), query: from(v1_6), typ: attrString, value: func(record, format) any { return "" }},
+	// kfn has no deployments: the ID is the Function's metadata.generation
+	// when the execution was created.
+	{name: "deploymentId", model: from(v1_8), query: from(v1_6), typ: attrString, value: func(r record, _ format) any { return r.DeploymentID }},
 	{name: "trigger", typ: attrString, value: func(r record, _ format) any { return r.Trigger }},
 	{name: "status", typ: attrString, value: func(r record, f format) any { return r.reportedStatus(f) }},
 	{name: "statusCode", model: before(v1_4), query: before(v1_4), typ: attrInteger, value: statusCodeValue, json: statusCodeJSON},

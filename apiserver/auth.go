@@ -35,8 +35,16 @@ const (
 	JWTSecretName = "kfn-jwt"
 	// JWTSecretKey is the key of the signing key in JWTSecretName.
 	JWTSecretKey = "key"
+	// JWTAppwriteKey is the key, in JWTSecretName, of the Appwrite
+	// server's _APP_OPENSSL_KEY_V1: tokens its account.createJWT() issued
+	// are accepted (VerifyAppwriteJWT).
+	JWTAppwriteKey = "appwrite-key"
 	// JWTMaxAge is how long a JWT is accepted after it was issued.
 	JWTMaxAge = 900 * time.Second
+	// AppwriteJWTMaxLifetime bounds an Appwrite-issued JWT: from its iat,
+	// when it has one, and from now, to its exp (Appwrite 1.0 issues them
+	// for 900 s, newer servers for up to 3600 s).
+	AppwriteJWTMaxLifetime = 3600 * time.Second
 	// jwtLeeway tolerates clock skew, as Appwrite does.
 	jwtLeeway = 10 * time.Second
 )
@@ -184,12 +192,51 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
+// verifyJWT checks a token with the project's kfn key and, when it fails
+// and the project holds one, the Appwrite server's key.
 func (s *Server) verifyJWT(ctx context.Context, namespace, token string) (*Claims, error) {
 	secret := &corev1.Secret{}
 	if err := s.jwtKeys.Get(ctx, types.NamespacedName{Namespace: namespace, Name: JWTSecretName}, secret); err != nil {
 		return nil, errors.New("the project has no JWT key")
 	}
-	return VerifyJWT(token, secret.Data[JWTSecretKey], time.Now())
+	kfnKey, appwriteKey := secret.Data[JWTSecretKey], secret.Data[JWTAppwriteKey]
+	if len(appwriteKey) == 0 {
+		return VerifyJWT(token, kfnKey, time.Now())
+	}
+	if len(kfnKey) > 0 {
+		if claims, err := VerifyJWT(token, kfnKey, time.Now()); err == nil {
+			return claims, nil
+		}
+	}
+	return VerifyAppwriteJWT(token, appwriteKey, time.Now())
+}
+
+// VerifyAppwriteJWT checks a token an Appwrite server issued
+// (account.createJWT()): HS256 signed with its _APP_OPENSSL_KEY_V1,
+// carrying userId, sessionId and exp, which is honoured with Appwrite's
+// leeway; iat is optional. Its lifetime is at most AppwriteJWTMaxLifetime.
+func VerifyAppwriteJWT(token string, key []byte, now time.Time) (*Claims, error) {
+	if len(key) == 0 {
+		return nil, errors.New("the project's Appwrite JWT key is empty")
+	}
+	claims := &Claims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return key, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), jwt.WithLeeway(jwtLeeway), jwt.WithTimeFunc(func() time.Time { return now }))
+	if err != nil {
+		return nil, err
+	}
+	exp := claims.ExpiresAt.Time
+	if exp.Sub(now) > AppwriteJWTMaxLifetime+jwtLeeway {
+		return nil, fmt.Errorf("token expires more than %s from now", AppwriteJWTMaxLifetime)
+	}
+	if claims.IssuedAt != nil && exp.Sub(claims.IssuedAt.Time) > AppwriteJWTMaxLifetime {
+		return nil, fmt.Errorf("token lives longer than %s", AppwriteJWTMaxLifetime)
+	}
+	if claims.UserID == "" || !ValidUID(claims.UserID) {
+		return nil, errors.New("token has no valid userId claim")
+	}
+	return claims, nil
 }
 
 // VerifyJWT checks an HS256 token signed with key: signature, userId

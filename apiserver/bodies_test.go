@@ -43,7 +43,8 @@ func TestRefusedBodiesAreNotRead(t *testing.T) {
 	}{
 		{"a guest the function does not allow", p.guest(), closed, tenMiB, 401, errUserUnauthorized},
 		{"a missing function", p.guest(), "missing", tenMiB, 404, errFunctionNotFound},
-		{"a disabled function", p.api(), off, tenMiB, 404, errFunctionNotFound},
+		{"a disabled function", p.guest(), off, tenMiB, 404, errFunctionNotFound},
+		{"a disabled function, 1.0", p.api().with(func(a *api) { a.format = "1.0.0" }), off, tenMiB, 404, errFunctionNotFound},
 		{"an unknown API key", api{project: p.name, key: "wrong"}, open, tenMiB, 401, errUserUnauthorized},
 		{"a key without execution.write", api{project: p.name, key: readOnly}, open, tenMiB, 401, errUnauthorizedScope},
 		{"an invalid JWT", api{project: p.name, jwt: "nope"}, open, tenMiB, 401, errJWTInvalid},

@@ -25,6 +25,9 @@ func (s *Server) createExecution(ctx context.Context, r request) (int, any, *api
 	if aerr != nil {
 		return 0, nil, aerr
 	}
+	if aerr := unrunnable(fn); aerr != nil {
+		return 0, nil, aerr
+	}
 	if !r.caller.mayExecute(fn.Spec.Execute) {
 		return 0, nil, newError(errUserUnauthorized)
 	}
@@ -101,7 +104,7 @@ func (s *Server) reserveBody(size int64) (int64, *apiError) {
 // parts that share the request's bytes.
 func newExecution(scheme *runtime.Scheme, namespace, id string, fn *fnv1.Function, p createParams, who caller) (*fnv1.Execution, []execSecret, error) {
 	exec := &fnv1.Execution{
-		ObjectMeta: metav1.ObjectMeta{Name: id, Namespace: namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: id, Namespace: namespace, Annotations: executionAnnotations(fn)},
 		Spec: fnv1.ExecutionSpec{
 			FunctionName: fn.Name,
 			Trigger:      fnv1.TriggerHTTP,
@@ -185,5 +188,9 @@ func (s *Server) answerSync(ctx context.Context, r request, fn *fnv1.Function, e
 				bound, fn.Name, exec.Name)
 		}
 	}
-	return http.StatusCreated, rec.render(r.format), nil
+	body := rec.render(r.format)
+	if r.format.atLeast(v1_6) {
+		return http.StatusCreated, withHeaders{body, map[string]string{"X-Appwrite-Execution-Id": exec.Name}}, nil
+	}
+	return http.StatusCreated, body, nil
 }

@@ -209,7 +209,8 @@ func (in params) method(f format) (string, *apiError) {
 }
 
 // scheduledAt reads the time of a delayed execution (1.6+), which must
-// be asynchronous and at least a minute away.
+// be asynchronous, at least a minute away and of minute precision
+// (Appwrite's DatetimeValidator with PRECISION_MINUTES refuses seconds).
 func (in params) scheduledAt(async bool, now time.Time) (*time.Time, *apiError) {
 	v, ok := in.get("scheduledAt")
 	if !ok || bytes.Equal(v, []byte(`""`)) {
@@ -219,10 +220,9 @@ func (in params) scheduledAt(async bool, now time.Time) (*time.Time, *apiError) 
 		return nil, newErrorf(errBadRequest, "Scheduled executions must run asynchronously. Set scheduledAt to a future date, or set async to true.")
 	}
 	at, ok := parseScheduledAt(v)
-	if !ok || at.Before(now.Add(time.Minute)) {
+	if !ok || at.Before(now.Add(time.Minute)) || !at.Equal(at.Truncate(time.Minute)) {
 		return nil, newErrorf(errBadRequest, "Execution schedule must be a valid date, and at least 1 minute from now")
 	}
-	at = at.Truncate(time.Minute) // Appwrite schedules at minute precision
 	return &at, nil
 }
 

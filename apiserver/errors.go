@@ -48,6 +48,9 @@ var errorTypes = map[string]struct {
 	errExecutionRunning:   {400, "Can't delete ongoing execution. Please wait for execution to finish before deleting it."},
 	errSyncTimeout:        {408, "Synchronous function execution timed out. Use asynchronous execution instead, or ensure the execution duration doesn't exceed 30 seconds."},
 	errServiceUnavailable: {503, "The requested service is not ready yet. Please try again in a moment."},
+	errRuntimeUnsupported: {404, "The requested runtime is either inactive or unsupported. Please check the value of the _APP_FUNCTIONS_RUNTIMES environment variable."},
+	errDeploymentNotFound: {404, "Deployment not found. Create a deployment before trying to execute a function"},
+	errBuildNotReady:      {400, "Build with the requested ID is building and not ready for execution."},
 }
 
 // apiError is an error answered to the client in Appwrite's error model.

@@ -39,15 +39,18 @@ var (
 type format struct {
 	v    version
 	name string
+	// legacy is a format before 1.0 (Appwrite 0.x), which the facade
+	// refuses (refuseLegacy); v is 1.0.0.
+	legacy bool
 }
 
 // parseFormat reads X-Appwrite-Response-Format. No header, or one that is
 // not a version, means the newest format; formats before 1.0 (Appwrite
-// 0.x) are answered as 1.0.0, the oldest the facade speaks.
+// 0.x) read as 1.0.0, marked legacy.
 func parseFormat(header string) format {
 	h := strings.TrimSpace(header)
 	if h == "" {
-		return format{latest, latest.String()}
+		return format{v: latest, name: latest.String()}
 	}
 	parts := strings.SplitN(h, ".", 3)
 	nums := [3]int{}
@@ -59,18 +62,18 @@ func parseFormat(header string) format {
 		}
 		n, err := strconv.Atoi(p[:end])
 		if err != nil {
-			return format{latest, latest.String()}
+			return format{v: latest, name: latest.String()}
 		}
 		nums[i] = n
 	}
 	v := version{nums[0], nums[1], nums[2]}
 	switch {
 	case v.less(v1_0):
-		v = v1_0
+		return format{v: v1_0, name: v1_0.String(), legacy: true}
 	case latest.less(v):
 		v = latest
 	}
-	return format{v, v.String()}
+	return format{v: v, name: v.String()}
 }
 
 // atLeast reports whether the format is o or newer.

@@ -30,8 +30,9 @@ func NewID() string {
 }
 
 // function returns the project's Function, answering function_not_found
-// when it is missing, or disabled and enabled is required.
-func (s *Server) function(ctx context.Context, r request, mustBeEnabled bool) (*fnv1.Function, *apiError) {
+// when it is missing, or disabled and hidden from the caller (see
+// hidesDisabled).
+func (s *Server) function(ctx context.Context, r request, creating bool) (*fnv1.Function, *apiError) {
 	fn := &fnv1.Function{}
 	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: r.project, Name: r.functionID}, fn); err != nil {
 		if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) {
@@ -39,10 +40,21 @@ func (s *Server) function(ctx context.Context, r request, mustBeEnabled bool) (*
 		}
 		return nil, internalError(err)
 	}
-	if mustBeEnabled && !fn.IsEnabled() {
+	if !fn.IsEnabled() && hidesDisabled(r, creating) {
 		return nil, newError(errFunctionNotFound)
 	}
 	return fn, nil
+}
+
+// hidesDisabled tells whether a disabled function is function_not_found
+// to the request, as in Appwrite: 1.0–1.3 refuse every create and show
+// its executions; 1.4+ let API keys create, list and get, and hide the
+// function from every other caller.
+func hidesDisabled(r request, creating bool) bool {
+	if !r.format.atLeast(v1_4) {
+		return creating
+	}
+	return r.caller.kind != apiKey
 }
 
 // execution returns an execution of the request's function (which must

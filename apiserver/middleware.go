@@ -117,7 +117,7 @@ func cors(c *gin.Context) {
 		h.Set("Access-Control-Allow-Credentials", "true")
 		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
 		h.Set("Access-Control-Allow-Headers", corsHeaders)
-		h.Set("Access-Control-Expose-Headers", "X-Fallback-Cookies, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset")
+		h.Set("Access-Control-Expose-Headers", "X-Fallback-Cookies, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Appwrite-Execution-Id")
 		h.Add("Vary", "Origin")
 	}
 	if c.Request.Method == http.MethodOptions {
@@ -130,6 +130,17 @@ func cors(c *gin.Context) {
 func readFormat(c *gin.Context) {
 	c.Set(ctxFormat, parseFormat(c.GetHeader("X-Appwrite-Response-Format")))
 	c.Next()
+}
+
+// refuseLegacy answers a 0.x response format with an explicit error: its
+// models ($read/$write, unix times, …) are not implemented, and answering
+// the 1.0 shape would confuse its SDK.
+func refuseLegacy(c *gin.Context) {
+	if h := c.GetHeader("X-Appwrite-Response-Format"); formatOf(c).legacy {
+		abort(c, newErrorf(errArgumentInvalid,
+			"Response format %q is not supported: this server speaks Appwrite response formats %s to %s. Upgrade the SDK to a version for Appwrite 1.0 or newer.",
+			h, v1_0, latest))
+	}
 }
 
 func formatOf(c *gin.Context) format {

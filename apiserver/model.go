@@ -22,17 +22,20 @@ type record struct {
 	UpdatedAt   time.Time
 	Permissions []string
 	FunctionID  string
-	Trigger     string
-	Status      string
-	StatusCode  int
-	Response    string
-	Stdout      string
-	Stderr      string
-	Duration    float64
-	Method      string
-	Path        string
-	Headers     []header
-	ScheduledAt *time.Time
+	// DeploymentID is the Function's generation the execution was
+	// created at ("" for executions the facade did not create).
+	DeploymentID string
+	Trigger      string
+	Status       string
+	StatusCode   int
+	Response     string
+	Stdout       string
+	Stderr       string
+	Duration     float64
+	Method       string
+	Path         string
+	Headers      []header
+	ScheduledAt  *time.Time
 	// ResponseHeaders are all the function set; AllResponseHeaders shows
 	// them all (a synchronous create) instead of the allow-listed ones an
 	// Appwrite record keeps.
@@ -61,16 +64,17 @@ var responseHeaderAllowList = map[string]bool{"content-type": true, "content-len
 // little for each.
 func summarize(e *fnv1.Execution) record {
 	r := record{
-		ID:         e.Name,
-		CreatedAt:  execindex.CreatedAt(e),
-		FunctionID: e.Spec.FunctionName,
-		Trigger:    string(e.Spec.Trigger),
-		Status:     string(e.Status.Status),
-		StatusCode: int(e.Status.StatusCode),
-		Duration:   e.Status.Duration,
-		Method:     e.Method(),
-		Path:       e.Path(),
-		src:        e,
+		ID:           e.Name,
+		CreatedAt:    execindex.CreatedAt(e),
+		FunctionID:   e.Spec.FunctionName,
+		DeploymentID: e.Annotations[AnnotationFunctionGeneration],
+		Trigger:      string(e.Spec.Trigger),
+		Status:       string(e.Status.Status),
+		StatusCode:   int(e.Status.StatusCode),
+		Duration:     e.Status.Duration,
+		Method:       e.Method(),
+		Path:         e.Path(),
+		src:          e,
 	}
 	switch {
 	case e.Status.CompletionTime != nil:

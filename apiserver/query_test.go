@@ -164,8 +164,8 @@ func TestNewFilters(t *testing.T) {
 
 func TestFormatParsing(t *testing.T) {
 	for in, want := range map[string]string{"": "1.9.6", "1.0.0": "1.0.0", "0.15.0": "1.0.0", "1.4": "1.4.0", "1.6.0-rc1": "1.6.0", "2.3.0": "1.9.6", "junk": "1.9.6", "1.9.5": "1.9.5"} {
-		if got := parseFormat(in).name; got != want {
-			t.Errorf("%q: %s, want %s", in, got, want)
+		if got := parseFormat(in); got.name != want || got.legacy != (in == "0.15.0") {
+			t.Errorf("%q: %s (legacy %v), want %s", in, got.name, got.legacy, want)
 		}
 	}
 }

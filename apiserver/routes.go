@@ -23,7 +23,7 @@ func (s *Server) newEngine() (*gin.Engine, error) {
 	e.Use(s.observe, s.recover, cors, readFormat)
 	e.NoRoute(func(c *gin.Context) { abort(c, newError(errRouteNotFound)) })
 	e.GET("/v1/health", health)
-	v1 := e.Group("/v1/functions/:functionId/executions", s.project)
+	v1 := e.Group("/v1/functions/:functionId/executions", refuseLegacy, s.project)
 	v1.GET("", requireScope(scopeExecutionRead), handle(s.listExecutions))
 	// Appwrite answers HEAD like GET; the server drops the body.
 	v1.HEAD("", requireScope(scopeExecutionRead), handle(s.listExecutions))
@@ -74,6 +74,12 @@ func handle(h handler) gin.HandlerFunc {
 			body:        c.Request.Body,
 			size:        c.Request.ContentLength,
 		})
+		if h, ok := body.(withHeaders); ok {
+			for k, v := range h.headers {
+				c.Header(k, v)
+			}
+			body = h.body
+		}
 		switch {
 		case aerr != nil:
 			abort(c, aerr)
@@ -84,6 +90,12 @@ func handle(h handler) gin.HandlerFunc {
 			writeJSON(c, code, body)
 		}
 	}
+}
+
+// withHeaders is an answer's body with headers of its own.
+type withHeaders struct {
+	body    any
+	headers map[string]string
 }
 
 // writeJSON answers body as JSON; an object as it writes itself, which

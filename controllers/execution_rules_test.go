@@ -43,6 +43,7 @@ func ruleFunction(mutate func(*fnv1.Function)) *fnv1.Function {
 func failedJob(reason string) *batchv1.Job {
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "run"},
+		Spec:       batchv1.JobSpec{ActiveDeadlineSeconds: ptr.To[int64](37)},
 		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{
 			Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: reason, Message: "it failed",
 		}}},
@@ -63,6 +64,77 @@ func podWith(phase corev1.PodPhase, init, function *corev1.ContainerState) *core
 
 func waiting(reason string) *corev1.ContainerState {
 	return &corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "details"}}
+}
+
+func terminated(reason string, exitCode int32) *corev1.ContainerState {
+	return &corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: reason, ExitCode: exitCode}}
+}
+
+func waitingWithMessage(reason, message string) *corev1.ContainerState {
+	return &corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}
+}
+
+// startedJob started at at, with the deadline the rules' function's Job
+// would have (7 s + 30 s).
+func startedJob(at time.Time) *batchv1.Job {
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "run"},
+		Spec:       batchv1.JobSpec{ActiveDeadlineSeconds: ptr.To[int64](37)},
+		Status:     batchv1.JobStatus{StartTime: ptr.To(metav1.NewTime(at))},
+	}
+}
+
+// interimFailedJob is a Job the Job controller is failing: the pods are
+// being deleted, the Failed condition comes once they are gone.
+func interimFailedJob(reason string) *batchv1.Job {
+	job := failedJob(reason)
+	job.Status.Conditions[0].Type = batchv1.JobFailureTarget
+	return job
+}
+
+func deletingJob() *batchv1.Job {
+	job := startedJob(ruleNow)
+	job.DeletionTimestamp = ptr.To(metav1.NewTime(ruleNow))
+	return job
+}
+
+// oomKilledPod's function container was OOM-killed; limit is its memory
+// limit, "" for none.
+func oomKilledPod(limit string) *corev1.Pod {
+	pod := podWith(corev1.PodFailed, nil, terminated("OOMKilled", 137))
+	pod.Spec.Containers = []corev1.Container{{Name: functionContainer}}
+	if limit != "" {
+		pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(limit)}
+	}
+	return pod
+}
+
+func withImage(pod *corev1.Pod, image string) *corev1.Pod {
+	pod.Spec.Containers = []corev1.Container{{Name: functionContainer, Image: image}}
+	return pod
+}
+
+// unschedulable is pod as the scheduler leaves it when no node has room.
+func unschedulable(pod *corev1.Pod) *corev1.Pod {
+	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{
+		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+		Message: "0/1 nodes are available: 1 Too many pods.",
+	})
+	return pod
+}
+
+// deleting is pod once someone (the Job controller, say) deleted it.
+func deleting(pod *corev1.Pod) *corev1.Pod {
+	pod.DeletionTimestamp = ptr.To(metav1.NewTime(ruleNow))
+	return pod
+}
+
+// recordedWait is the Execution "run" whose status says it waited for why,
+// its pod now gone.
+func recordedWait(why string) *fnv1.Execution {
+	e := ruleExec("run", "run-abcde")
+	e.Status.Status, e.Status.Reason, e.Status.Message = fnv1.PhaseWaiting, fnv1.ReasonWaiting, why
+	return e
 }
 
 // secretWith is a request Secret made for the Execution "run", as the
@@ -114,6 +186,13 @@ func TestFailureRules(t *testing.T) {
 		"disabled before unrunnable": {
 			w:      world{exec: ruleExec("", ""), fn: ruleFunction(func(f *fnv1.Function) { f.Spec.Enabled = ptr.To(false) }), unrunnable: &problem{Message: "no command"}},
 			reason: fnv1.ReasonFunctionDisabled,
+		},
+		"disabled, but allowed for this execution (an API key, Appwrite 1.4+)": {
+			w: world{exec: func() *fnv1.Execution {
+				e := ruleExec("", "")
+				e.Annotations = map[string]string{fnv1.AnnotationAllowDisabled: "true"}
+				return e
+			}(), fn: ruleFunction(func(f *fnv1.Function) { f.Spec.Enabled = ptr.To(false) })},
 		},
 		"unrunnable before a missing secret": {
 			w:      world{exec: ruleExec("", ""), fn: ruleFunction(nil), unrunnable: &problem{Message: "no command"}, secrets: []requestSecret{jwt(nil)}},
@@ -167,26 +246,108 @@ func TestFailureRules(t *testing.T) {
 		},
 		"secrets no longer matter once the job exists": {w: world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: &batchv1.Job{}, secrets: []requestSecret{jwt(nil)}}},
 		"a job waiting for its pod":                    {w: world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: &batchv1.Job{}}},
-		"a lost pod before the failed job": {
+		"a job being deleted": {
+			w:      world{exec: ruleExec("run", "run-abcde"), job: deletingJob(), pod: podWith(corev1.PodRunning, nil, nil)},
+			reason: fnv1.ReasonJobLost, words: "job run is being deleted before the function finished",
+		},
+		"a lost pod": {
+			w:      world{exec: ruleExec("run", "run-abcde"), job: &batchv1.Job{}},
+			reason: fnv1.ReasonPodLost, words: "pod run-abcde disappeared before the function finished (deleted or evicted)",
+		},
+		"a lost pod at the job's deadline is a timeout": {
 			w:      world{exec: ruleExec("run", "run-abcde"), job: failedJob(batchv1.JobReasonDeadlineExceeded)},
-			reason: fnv1.ReasonPodLost, words: "pod run-abcde disappeared",
+			reason: fnv1.ReasonTimedOut, words: "Execution timed out after 15s. The function never started: its pod was still waiting at the job's deadline (37s: the timeout plus the time allowed to start).",
 		},
 		"no result before the pod's state": {
 			w:      world{exec: ruleExec("run", ""), job: failedJob("BackoffLimitExceeded"), pod: podWith(corev1.PodFailed, waiting("InvalidImageName"), nil), noResult: noResult},
 			reason: fnv1.ReasonNoResult,
 		},
-		"an unrecoverable wait before the failed job": {
-			w:      world{exec: ruleExec("run", ""), job: failedJob(batchv1.JobReasonDeadlineExceeded), pod: podWith(corev1.PodPending, waiting("InvalidImageName"), nil)},
-			reason: fnv1.ReasonPodFailed, words: "container install-runner cannot start: InvalidImageName",
+		"out of memory before no result": {
+			w:      world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: oomKilledPod("16Mi"), noResult: noResult},
+			reason: fnv1.ReasonOOMKilled, words: "the function ran out of memory: it went over its memory limit of 16Mi and was killed (OOMKilled)",
 		},
-		"an ordinary wait": {w: world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil, waiting("ContainerCreating"))}},
+		"out of memory without a limit of its own": {
+			w:      world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: oomKilledPod("")},
+			reason: fnv1.ReasonOOMKilled, words: "it went over its memory limit and",
+		},
+		"a container that ended otherwise without a result": {
+			w:      world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodFailed, nil, terminated("Error", 2)), noResult: noResult},
+			reason: fnv1.ReasonNoResult,
+		},
+		"an invalid image name before the failed job": {
+			w:      world{exec: ruleExec("run", ""), job: failedJob(batchv1.JobReasonDeadlineExceeded), pod: podWith(corev1.PodPending, waiting("InvalidImageName"), nil)},
+			reason: fnv1.ReasonImagePullFailed, words: "container install-runner cannot start: its image cannot be pulled: InvalidImageName: details",
+		},
+		"an image that cannot be pulled fails at the first attempt": {
+			w: world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: withImage(podWith(corev1.PodPending, nil,
+				waitingWithMessage("ErrImagePull", `failed to pull and unpack image "kfn.dev/does-not-exist:1": dial tcp: lookup kfn.dev: no such host`)), "kfn.dev/does-not-exist:1")},
+			reason: fnv1.ReasonImagePullFailed, words: `container function cannot start: its image kfn.dev/does-not-exist:1 cannot be pulled: ErrImagePull: failed to pull and unpack image "kfn.dev/does-not-exist:1": dial tcp: lookup kfn.dev: no such host`,
+		},
+		"the back-off after a failed pull": {
+			w: world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil,
+				waitingWithMessage("ImagePullBackOff", `Back-off pulling image "x": ErrImagePull: manifest unknown`))},
+			reason: fnv1.ReasonImagePullFailed, words: "ImagePullBackOff: Back-off pulling image",
+		},
+		"a pull the kubelet throttled waits": {
+			w: world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil, waitingWithMessage("ErrImagePull", "pull QPS exceeded"))},
+		},
+		"the back-off after a throttled pull waits": {
+			w: world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil,
+				waitingWithMessage("ImagePullBackOff", `Back-off pulling image "x": ErrImagePull: pull QPS exceeded`))},
+		},
+		"a registry's rate limit waits": {
+			w: world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil,
+				waitingWithMessage("ErrImagePull", "429 Too Many Requests: toomanyrequests: You have reached your pull rate limit"))},
+		},
+		"a throttled pull still times out at the job's deadline": {
+			w: world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: failedJob(batchv1.JobReasonDeadlineExceeded), pod: podWith(corev1.PodPending, nil,
+				waitingWithMessage("ImagePullBackOff", `Back-off pulling image "x": ErrImagePull: pull QPS exceeded`))},
+			reason: fnv1.ReasonTimedOut, words: `Execution timed out after 7s. The function never started: its pod was still waiting at the job's deadline (37s: the timeout plus the time allowed to start): ImagePullBackOff: Back-off pulling image "x": ErrImagePull: pull QPS exceeded`,
+		},
+		"an ordinary wait":         {w: world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil, waiting("ContainerCreating"))}},
+		"an unscheduled pod waits": {w: world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: unschedulable(podWith(corev1.PodPending, nil, nil))}},
 		"a failed pod before the failed job": {
 			w:      world{exec: ruleExec("run", ""), job: failedJob("BackoffLimitExceeded"), pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Status: corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: "low memory"}}},
 			reason: fnv1.ReasonPodFailed, words: "pod p failed before the function reported a result: Evicted: low memory",
 		},
-		"the job deadline": {
-			w:      world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: failedJob(batchv1.JobReasonDeadlineExceeded), pod: podWith(corev1.PodPending, nil, waiting("ImagePullBackOff"))},
-			reason: fnv1.ReasonTimedOut, words: "Execution timed out after 7s. The function never started: ImagePullBackOff: details",
+		"the job deadline, never scheduled": {
+			w:      world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: failedJob(batchv1.JobReasonDeadlineExceeded), pod: unschedulable(podWith(corev1.PodPending, nil, nil))},
+			reason: fnv1.ReasonTimedOut, words: "Execution timed out after 7s. The function never started: its pod was still waiting at the job's deadline (37s: the timeout plus the time allowed to start): Unschedulable: 0/1 nodes are available: 1 Too many pods.",
+		},
+		"the deadline's interim condition": {
+			w:      world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: interimFailedJob(batchv1.JobReasonDeadlineExceeded), pod: deleting(unschedulable(podWith(corev1.PodPending, nil, nil)))},
+			reason: fnv1.ReasonTimedOut, words: "never started: its pod was still waiting at the job's deadline (37s: the timeout plus the time allowed to start): Unschedulable:",
+		},
+		"a pod killed once the deadline passed, before the job's condition": {
+			w: world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: startedJob(ruleNow.Add(-37 * time.Second)),
+				pod: deleting(unschedulable(podWith(corev1.PodPending, nil, nil))), now: ruleNow},
+			reason: fnv1.ReasonTimedOut, words: "never started: its pod was still waiting at the job's deadline (37s: the timeout plus the time allowed to start): Unschedulable: 0/1 nodes are available: 1 Too many pods.",
+		},
+		"a failed pod once the deadline passed, before the job's condition": {
+			w: world{exec: ruleExec("run", ""), fn: ruleFunction(nil), job: startedJob(ruleNow.Add(-40 * time.Second)),
+				pod: podWith(corev1.PodFailed, nil, waiting("ContainerCreating")), now: ruleNow},
+			reason: fnv1.ReasonTimedOut, words: "its pod was still waiting at the job's deadline (37s: the timeout plus the time allowed to start).",
+		},
+		"a pod killed before the deadline is not a timeout": {
+			w: world{exec: ruleExec("run", "run-abcde"), fn: ruleFunction(nil), job: startedJob(ruleNow.Add(-36 * time.Second)),
+				pod: deleting(unschedulable(podWith(corev1.PodPending, nil, nil))), now: ruleNow},
+		},
+		"a pod gone at the deadline: the reason recorded while it waited": {
+			w: world{exec: recordedWait("Unschedulable: 0/1 nodes are available: 1 Too many pods."), fn: ruleFunction(nil),
+				job: interimFailedJob(batchv1.JobReasonDeadlineExceeded)},
+			reason: fnv1.ReasonTimedOut, words: "never started: its pod was still waiting at the job's deadline (37s: the timeout plus the time allowed to start): Unschedulable: 0/1 nodes are available: 1 Too many pods.",
+		},
+		"a pod gone at the deadline: an ordinary wait recorded is no reason": {
+			w:      world{exec: recordedWait("waiting for the function to start"), fn: ruleFunction(nil), job: failedJob(batchv1.JobReasonDeadlineExceeded)},
+			reason: fnv1.ReasonTimedOut, words: "its pod was still waiting at the job's deadline (37s: the timeout plus the time allowed to start).",
+		},
+		"a function that started late": {
+			w: world{exec: func() *fnv1.Execution {
+				e := ruleExec("run", "run-abcde")
+				e.Status.StartTime = ptr.To(metav1.NewTime(ruleNow))
+				return e
+			}(), fn: ruleFunction(nil), job: failedJob(batchv1.JobReasonDeadlineExceeded)},
+			reason: fnv1.ReasonTimedOut, words: "Execution timed out after 7s. The function started late and was stopped at the job's deadline (37s: the timeout plus the time allowed to start).",
 		},
 		"the job deadline without the function": {
 			w:      world{exec: ruleExec("run", ""), job: failedJob(batchv1.JobReasonDeadlineExceeded)},
@@ -195,6 +356,10 @@ func TestFailureRules(t *testing.T) {
 		"a job failed otherwise": {
 			w:      world{exec: ruleExec("run", ""), job: failedJob("BackoffLimitExceeded")},
 			reason: fnv1.ReasonPodLost, words: "job run failed before the function reported a result: BackoffLimitExceeded: it failed",
+		},
+		"a job failed otherwise, by its interim condition": {
+			w:      world{exec: ruleExec("run", ""), job: interimFailedJob("BackoffLimitExceeded")},
+			reason: fnv1.ReasonPodLost, words: "BackoffLimitExceeded: it failed",
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -225,7 +390,9 @@ func TestDesiredStatus(t *testing.T) {
 	for name, tc := range map[string]struct {
 		w       world
 		failure *problem
-		check   func(g Gomega, st fnv1.ExecutionStatus)
+		// maxRecordBytes is 60 unless set: small enough to show truncation.
+		maxRecordBytes int
+		check          func(g Gomega, st fnv1.ExecutionStatus)
 	}{
 		"a result wins over a failure": {
 			w: world{exec: ruleExec("run", "p"), result: res(201, nil)}, failure: &problem{fnv1.ReasonPodFailed, "evicted"},
@@ -265,6 +432,74 @@ func TestDesiredStatus(t *testing.T) {
 				g.Expect(st.Stdout).To(HavePrefix("[WARNING] Logs truncated."))
 			},
 		},
+		"a command not found is explained": {
+			maxRecordBytes: 4096,
+			w: world{exec: ruleExec("run", "p"), result: res(500, func(r *runner.Result) {
+				r.ExitCode, r.Stderr = 127, "kfn: cannot start the command: exec: \"nope\": executable file not found in $PATH\n"
+			})},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Status", fnv1.PhaseFailed), HaveField("Reason", fnv1.ReasonFunctionFailed), HaveField("StatusCode", int32(500)),
+					HaveField("Message", "the function answered 500 (exit code 127: a command was not found or could not be started)"),
+					HaveField("Stderr", "kfn: cannot start the command: exec: \"nope\": executable file not found in $PATH\n")))
+			},
+		},
+		"an OOM-killed function that still reported": {
+			maxRecordBytes: 4096,
+			w:              world{exec: ruleExec("run", "p"), job: &batchv1.Job{}, pod: oomKilledPod("16Mi"), result: res(500, func(r *runner.Result) { r.ExitCode = 137 })},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				msg := "the function ran out of memory: it went over its memory limit of 16Mi and was killed (OOMKilled); raise the function's resources.limits.memory if it needs more"
+				g.Expect(st).To(And(HaveField("Status", fnv1.PhaseFailed), HaveField("Reason", fnv1.ReasonOOMKilled), HaveField("Message", msg),
+					HaveField("StatusCode", int32(500)), HaveField("ExitCode", ptr.To[int32](137)), HaveField("Stdout", "out"), HaveField("Stderr", "err\n"+msg+"\n")))
+			},
+		},
+		"an OOM-killed function that logs nothing still says why": {
+			maxRecordBytes: 4096,
+			w: world{exec: ruleExec("run", "p"), fn: ruleFunction(func(f *fnv1.Function) { f.Spec.Logging = ptr.To(false) }), job: &batchv1.Job{}, pod: oomKilledPod("16Mi"),
+				result: res(500, func(r *runner.Result) { r.ExitCode = 137 })},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Reason", fnv1.ReasonOOMKilled), HaveField("Stdout", ""), HaveField("Stderr", HavePrefix("the function ran out of memory"))))
+			},
+		},
+		"a success in an OOM-killed container stands": {
+			w: world{exec: ruleExec("run", "p"), job: &batchv1.Job{}, pod: oomKilledPod("16Mi"), result: res(200, nil)},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Status", fnv1.PhaseCompleted), HaveField("Stderr", "err")))
+			},
+		},
+		"a function stopped because its pod was deleted": {
+			maxRecordBytes: 4096,
+			w: world{exec: ruleExec("run", "p"), job: &batchv1.Job{}, pod: deleting(podWith(corev1.PodFailed, nil, terminated("Error", 143))),
+				result: res(500, func(r *runner.Result) { r.ExitCode, r.Stderr = 143, "Execution was terminated by signal SIGTERM.\n" })},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				msg := "pod run-abcde was deleted (by hand, an eviction or a node drain) while the function ran: the function was stopped (exit code 143: stopped by SIGTERM)"
+				g.Expect(st).To(And(HaveField("Status", fnv1.PhaseFailed), HaveField("Reason", fnv1.ReasonPodLost), HaveField("Message", msg),
+					HaveField("Stderr", "Execution was terminated by signal SIGTERM.\n"+msg+"\n")))
+			},
+		},
+		"a function stopped because its job was deleted": {
+			maxRecordBytes: 4096,
+			w: world{exec: ruleExec("run", "p"), job: deletingJob(), pod: deleting(podWith(corev1.PodFailed, nil, terminated("Error", 143))),
+				result: res(500, func(r *runner.Result) { r.ExitCode = 143 })},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Reason", fnv1.ReasonJobLost), HaveField("Message", "job run was deleted while the function ran: the function was stopped (exit code 143: stopped by SIGTERM)")))
+			},
+		},
+		"a function stopped at the job's deadline": {
+			maxRecordBytes: 4096,
+			w: world{exec: ruleExec("run", "p"), job: interimFailedJob(batchv1.JobReasonDeadlineExceeded), pod: deleting(podWith(corev1.PodFailed, nil, terminated("Error", 143))),
+				result: res(500, func(r *runner.Result) { r.ExitCode = 143 })},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Reason", fnv1.ReasonTimedOut), HaveField("Message", ContainSubstring("The function started late and was stopped at the job's deadline (37s")),
+					HaveField("Stderr", ContainSubstring("started late"))))
+			},
+		},
+		"a function that failed on its own while its pod was deleted": {
+			w: world{exec: ruleExec("run", "p"), job: &batchv1.Job{}, pod: deleting(podWith(corev1.PodFailed, nil, terminated("Error", 3))),
+				result: res(500, func(r *runner.Result) { r.ExitCode = 3 })},
+			check: func(g Gomega, st fnv1.ExecutionStatus) {
+				g.Expect(st).To(And(HaveField("Reason", fnv1.ReasonFunctionFailed), HaveField("Message", "the function answered 500 (exit code 3)"), HaveField("Stderr", "err")))
+			},
+		},
 		"a failure reads as a 500": {
 			w:       world{exec: func() *fnv1.Execution { e := ruleExec("run", "p"); e.Status.StartTime = &started; return e }()},
 			failure: &problem{fnv1.ReasonPodLost, "gone"},
@@ -297,13 +532,20 @@ func TestDesiredStatus(t *testing.T) {
 			w:     world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, nil, waiting("ErrImagePull"))},
 			check: waitingWith("ErrImagePull: details"),
 		},
+		"waiting for a node": {
+			w:     world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: unschedulable(podWith(corev1.PodPending, nil, nil))},
+			check: waitingWith("Unschedulable: 0/1 nodes are available: 1 Too many pods."),
+		},
 		"waiting for the start": {
 			w:     world{exec: ruleExec("run", ""), job: &batchv1.Job{}, pod: podWith(corev1.PodPending, waiting("PodInitializing"), nil)},
 			check: waitingWith("waiting for the function to start"),
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			tc.check(NewWithT(t), desiredStatus(tc.w, tc.failure, ruleNow, 60))
+			if tc.maxRecordBytes == 0 {
+				tc.maxRecordBytes = 60
+			}
+			tc.check(NewWithT(t), desiredStatus(tc.w, tc.failure, ruleNow, tc.maxRecordBytes))
 		})
 	}
 }

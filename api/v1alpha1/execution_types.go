@@ -128,6 +128,12 @@ type ExecutionSpec struct {
 	JWTSecretName string `json:"jwtSecretName,omitempty"`
 }
 
+// AnnotationAllowDisabled lets an Execution run although its Function is
+// disabled: Appwrite 1.4+ lets API keys execute disabled functions, so the
+// facade sets it on such Executions. Whoever may create Executions may set
+// it, as they may run any Function of the namespace.
+const AnnotationAllowDisabled = "functions.kfn.dev/allow-disabled"
+
 // Execution condition types and reasons.
 const (
 	// ExecutionSucceeded is Unknown while the execution runs, True when it
@@ -151,6 +157,13 @@ const (
 	// ReasonSecretNotAllowed: a request Secret the Execution names was not
 	// made for it, so it is neither used nor adopted nor deleted.
 	ReasonSecretNotAllowed = "SecretNotAllowed"
+	// ReasonOOMKilled: the function container went over its memory limit
+	// and the kernel killed a process in it (the function's, or the runner).
+	ReasonOOMKilled = "OOMKilled"
+	// ReasonImagePullFailed: an image of the pod cannot be pulled: it does
+	// not exist, the registry refused or cannot be reached, the name is
+	// invalid, or the pull policy forbids pulling an image not present.
+	ReasonImagePullFailed = "ImagePullFailed"
 )
 
 // ExecutionStatus is the Appwrite execution record.

@@ -139,8 +139,11 @@ async function newest(name, sdk, server) {
     await expectError(name, 'invalid API key', AppwriteException, 401, 'user_unauthorized', () => new sdk.Functions(wrongKey).listExecutions({ functionId: fn }));
     await functions.deleteExecution({ functionId: fn, executionId: sync.$id });
     await expectError(name, 'deleted execution', AppwriteException, 404, 'execution_not_found', () => functions.getExecution({ functionId: fn, executionId: sync.$id }));
-    // Deleting a scheduled execution cancels it (1.6+).
-    const later = await functions.createExecution({ functionId: fn, async: true, scheduledAt: new Date(Date.now() + 3600e3).toISOString() });
+    // Deleting a scheduled execution cancels it (1.6+); Appwrite takes
+    // scheduledAt at minute precision only.
+    const minute = new Date(Math.ceil((Date.now() + 3600e3) / 60e3) * 60e3).toISOString();
+    await expectError(name, 'scheduledAt with seconds', AppwriteException, 400, 'general_bad_request', () => functions.createExecution({ functionId: fn, async: true, scheduledAt: new Date(Date.parse(minute) + 30e3).toISOString() }));
+    const later = await functions.createExecution({ functionId: fn, async: true, scheduledAt: minute });
     check(name, 'scheduled create', later.status === 'scheduled', later);
     await functions.deleteExecution({ functionId: fn, executionId: later.$id });
     await expectError(name, 'cancelled execution', AppwriteException, 404, 'execution_not_found', () => functions.getExecution({ functionId: fn, executionId: later.$id }));

@@ -1,0 +1,261 @@
+package apiserver
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+)
+
+// appwriteJWT signs a token as Appwrite's account.createJWT() does:
+// userId, sessionId and exp, no iat unless given.
+func appwriteJWT(t *testing.T, key []byte, userID string, exp time.Time, iat *time.Time) string {
+	t.Helper()
+	claims := jwt.MapClaims{"userId": userID, "sessionId": "s-" + userID, "exp": exp.Unix()}
+	if iat != nil {
+		claims["iat"] = iat.Unix()
+	}
+	return mustSign(t, jwt.SigningMethodHS256, key, claims)
+}
+
+func TestVerifyAppwriteJWT(t *testing.T) {
+	key, now := []byte("openssl-key-v1"), time.Now()
+	ago := now.Add(-time.Minute)
+	longAgo := now.Add(-59 * time.Minute)
+	for name, c := range map[string]struct {
+		token string
+		ok    bool
+	}{
+		"1.0 token, 900 s, no iat":    {appwriteJWT(t, key, "alice", now.Add(900*time.Second), nil), true},
+		"newer token, 3600 s":         {appwriteJWT(t, key, "alice", now.Add(3600*time.Second), nil), true},
+		"with iat":                    {appwriteJWT(t, key, "alice", ago.Add(time.Hour), &ago), true},
+		"expired within the leeway":   {appwriteJWT(t, key, "alice", now.Add(-5*time.Second), nil), true},
+		"expired":                     {appwriteJWT(t, key, "alice", now.Add(-time.Minute), nil), false},
+		"lives over an hour from now": {appwriteJWT(t, key, "alice", now.Add(2*time.Hour), nil), false},
+		"lives over an hour from iat": {appwriteJWT(t, key, "alice", now.Add(10*time.Minute), &longAgo), false},
+		"another key":                 {appwriteJWT(t, []byte("other"), "alice", now.Add(time.Minute), nil), false},
+		"no userId":                   {appwriteJWT(t, key, "", now.Add(time.Minute), nil), false},
+		"no exp":                      {mustSign(t, jwt.SigningMethodHS256, key, jwt.MapClaims{"userId": "alice", "sessionId": "s"}), false},
+		"HS512":                       {mustSign(t, jwt.SigningMethodHS512, key, jwt.MapClaims{"userId": "alice", "exp": now.Add(time.Minute).Unix()}), false},
+	} {
+		claims, err := VerifyAppwriteJWT(c.token, key, now)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: err %v, want ok %v", name, err, c.ok)
+		}
+		if err == nil && (claims.UserID != "alice" || claims.SessionID != "s-alice") {
+			t.Errorf("%s: claims %+v", name, claims)
+		}
+	}
+	// kfn's own tokens keep their rules: iat required.
+	if _, err := VerifyJWT(appwriteJWT(t, key, "alice", now.Add(time.Minute), nil), key, now); err == nil {
+		t.Error("VerifyJWT accepted a token without iat")
+	}
+}
+
+func mustSign(t *testing.T, m jwt.SigningMethod, key []byte, c jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(m, c).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A project holding the Appwrite server's key accepts the tokens
+// account.createJWT() issues, and kfn's own still.
+func TestAppwriteIssuedJWT(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "jwt", nil)
+	awKey := []byte("appwrite-openssl-key-v1")
+	token := appwriteJWT(t, awKey, "alice", time.Now().Add(15*time.Minute), nil)
+	expectError(t, api{project: p.name, jwt: token}.list(t, fn, nil, nil), 401, errJWTInvalid)
+
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: JWTSecretName}, secret)).To(gomega.Succeed())
+	secret.Data[JWTAppwriteKey] = awKey
+	g.Expect(k8s.Update(bg, secret)).To(gomega.Succeed())
+	aw := api{project: p.name, jwt: token}
+	g.Eventually(func() int { return aw.list(t, fn, nil, nil).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(200))
+	r := aw.create(t, fn, map[string]any{"body": "hi"})
+	expectCode(t, r, 201)
+	g.Expect(r.str("responseBody")).To(gomega.Equal("echo:hi user:alice"))
+	expectCode(t, p.user(t, "bob").list(t, fn, nil, nil), 200)
+	tooLong := appwriteJWT(t, awKey, "alice", time.Now().Add(2*time.Hour), nil)
+	expectError(t, api{project: p.name, jwt: tooLong}.list(t, fn, nil, nil), 401, errJWTInvalid)
+	expired := appwriteJWT(t, awKey, "alice", time.Now().Add(-time.Minute), nil)
+	expectError(t, api{project: p.name, jwt: expired}.list(t, fn, nil, nil), 401, errJWTInvalid)
+}
+
+// withReady sets a Function's Ready condition as the operator would.
+func withReady(gen, observed int64, status metav1.ConditionStatus, reason string) *fnv1.Function {
+	fn := &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Generation: gen}, Spec: fnv1.FunctionSpec{Runtime: "cobol-85"}}
+	fn.Status.ObservedGeneration = observed
+	meta.SetStatusCondition(&fn.Status.Conditions, metav1.Condition{Type: fnv1.FunctionReady, Status: status, Reason: reason, ObservedGeneration: observed})
+	return fn
+}
+
+func TestUnrunnable(t *testing.T) {
+	for _, c := range []struct {
+		fn   *fnv1.Function
+		want string
+	}{
+		{withReady(2, 2, metav1.ConditionFalse, fnv1.ReasonRuntimeUnknown), errRuntimeUnsupported},
+		{withReady(2, 2, metav1.ConditionFalse, fnv1.ReasonNoCommand), errDeploymentNotFound},
+		{withReady(2, 2, metav1.ConditionFalse, fnv1.ReasonCodeNotFound), errDeploymentNotFound},
+		{withReady(2, 2, metav1.ConditionFalse, fnv1.ReasonCodeSyncFailed), errBuildNotReady},
+		{withReady(2, 2, metav1.ConditionFalse, fnv1.ReasonInvalidSchedule), ""},
+		{withReady(2, 2, metav1.ConditionFalse, fnv1.ReasonDisabled), ""},
+		{withReady(2, 2, metav1.ConditionTrue, fnv1.ReasonReady), ""},
+		// Not judged yet for the current generation: not refused.
+		{withReady(3, 2, metav1.ConditionFalse, fnv1.ReasonRuntimeUnknown), ""},
+		{&fnv1.Function{ObjectMeta: metav1.ObjectMeta{Generation: 1}}, ""},
+	} {
+		got := ""
+		if aerr := unrunnable(c.fn); aerr != nil {
+			got = aerr.Type
+			if aerr.Code != errorTypes[aerr.Type].code {
+				t.Errorf("%s: code %d", got, aerr.Code)
+			}
+		}
+		if got != c.want {
+			t.Errorf("%v: %q, want %q", c.fn.Status.Conditions, got, c.want)
+		}
+	}
+	if m := unrunnable(withReady(1, 1, metav1.ConditionFalse, fnv1.ReasonRuntimeUnknown)).Message; m != `Runtime "cobol-85" is not supported` {
+		t.Errorf("message %q", m)
+	}
+}
+
+// A function the operator judged unable to run is refused before anything
+// is stored, in every format.
+func TestUnrunnableFunctionRefused(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "cobol", func(f *fnv1.Function) { f.Spec.Image, f.Spec.Runtime, f.Spec.Execute = "", "cobol-85", nil })
+	// Wait until the facade's own cache has the operator's judgement.
+	g.Eventually(func() string {
+		f := &fnv1.Function{}
+		_ = facade.reader.Get(bg, types.NamespacedName{Namespace: p.name, Name: fn}, f)
+		if c := meta.FindStatusCondition(f.Status.Conditions, fnv1.FunctionReady); c != nil && c.ObservedGeneration == f.Generation {
+			return c.Reason
+		}
+		return ""
+	}, eventually, 50*time.Millisecond).Should(gomega.Equal(fnv1.ReasonRuntimeUnknown))
+	for _, f := range []string{"1.0.0", "1.4.0", ""} {
+		a := p.api().with(func(a *api) { a.format = f })
+		expectError(t, a.create(t, fn, map[string]any{"async": true}), 404, errRuntimeUnsupported)
+		expectError(t, a.create(t, fn, nil), 404, errRuntimeUnsupported)
+		// Before the execute roles, as in Appwrite.
+		expectError(t, p.guest().with(func(a *api) { a.format = f }).create(t, fn, nil), 404, errRuntimeUnsupported)
+	}
+	list := &fnv1.ExecutionList{}
+	g.Expect(k8s.List(bg, list, client.InNamespace(p.name))).To(gomega.Succeed())
+	g.Expect(list.Items).To(gomega.BeEmpty())
+}
+
+// Disabled functions, as Appwrite: 1.0–1.3 refuse every create and show
+// executions; 1.4+ let API keys create (the Execution is marked for the
+// operator), list and get, and are function_not_found to anyone else.
+func TestDisabledFunction(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "on", nil)
+	done := p.api().create(t, fn, map[string]any{"async": true}).str("$id")
+	p.waitStatus(t, fn, done, "completed")
+	f := &fnv1.Function{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: fn}, f)).To(gomega.Succeed())
+	f.Spec.Enabled = ptr.To(false)
+	g.Expect(k8s.Update(bg, f)).To(gomega.Succeed())
+	v10, alice := p.api().with(func(a *api) { a.format = "1.0.0" }), p.user(t, "alice")
+	g.Eventually(func() int { return v10.create(t, fn, nil).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(404))
+
+	expectError(t, v10.create(t, fn, nil), 404, errFunctionNotFound)
+	expectCode(t, alice.with(func(a *api) { a.format = "1.0.0" }).list(t, fn, nil, nil), 200)
+	expectCode(t, v10.get(t, fn, done), 200)
+	for _, f := range []string{"1.4.0", ""} {
+		u := alice.with(func(a *api) { a.format = f })
+		expectError(t, u.create(t, fn, nil), 404, errFunctionNotFound)
+		expectError(t, u.list(t, fn, nil, nil), 404, errFunctionNotFound)
+		expectError(t, u.get(t, fn, done), 404, errFunctionNotFound)
+		expectError(t, p.guest().with(func(a *api) { a.format = f }).create(t, fn, nil), 404, errFunctionNotFound)
+		k := p.api().with(func(a *api) { a.format = f })
+		expectCode(t, k.list(t, fn, nil, nil), 200)
+		expectCode(t, k.get(t, fn, done), 200)
+		r := k.create(t, fn, map[string]any{"async": true})
+		expectCode(t, r, 202)
+		e := &fnv1.Execution{}
+		g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: r.str("$id")}, e)).To(gomega.Succeed())
+		g.Expect(e.Annotations).To(gomega.HaveKeyWithValue(fnv1.AnnotationAllowDisabled, "true"))
+	}
+	e := &fnv1.Execution{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: done}, e)).To(gomega.Succeed())
+	g.Expect(e.Annotations).NotTo(gomega.HaveKey(fnv1.AnnotationAllowDisabled))
+}
+
+// deploymentId is the Function's generation at creation, and filters.
+func TestDeploymentIDIsGeneration(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "gen", nil)
+	first := p.api().create(t, fn, map[string]any{"async": true})
+	expectCode(t, first, 202)
+	g.Expect(first.str("deploymentId")).To(gomega.Equal("1"))
+	f := &fnv1.Function{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: fn}, f)).To(gomega.Succeed())
+	f.Spec.Timeout = 3
+	g.Expect(k8s.Update(bg, f)).To(gomega.Succeed())
+	gen := strconv.FormatInt(f.Generation, 10)
+	var second response
+	g.Eventually(func() string {
+		second = p.api().create(t, fn, map[string]any{"async": true})
+		return second.str("deploymentId")
+	}, eventually, 50*time.Millisecond).Should(gomega.Equal(gen))
+	// (Creates the cache answered before it saw the update have "1".)
+	for _, c := range []struct{ value, want string }{{"1", first.str("$id")}, {gen, second.str("$id")}} {
+		q := `{"method":"equal","attribute":"deploymentId","values":["` + c.value + `"]}`
+		r := p.api().list(t, fn, []string{q}, nil)
+		g.Expect(r.ids()).To(gomega.ContainElement(c.want))
+		for _, e := range r.executions() {
+			g.Expect(e["deploymentId"]).To(gomega.Equal(c.value))
+		}
+	}
+	// 1.6/1.7 filter on it without showing it.
+	v16 := p.api().with(func(a *api) { a.format = "1.6.0" })
+	ids := v16.list(t, fn, []string{`{"method":"equal","attribute":"deploymentId","values":["1"]}`}, nil).ids()
+	g.Expect(ids).To(gomega.ContainElement(first.str("$id")))
+	g.Expect(ids).NotTo(gomega.ContainElement(second.str("$id")))
+}
+
+// The sync create answer names its execution in x-appwrite-execution-id
+// (1.6+); 0.x formats are refused.
+func TestSyncHeaderAndLegacyFormat(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "hdr", nil)
+	for f, want := range map[string]bool{"1.0.0": false, "1.5.0": false, "1.6.0": true, "": true} {
+		r := p.api().with(func(a *api) { a.format = f }).create(t, fn, nil)
+		expectCode(t, r, http.StatusCreated)
+		if got := r.header.Get("X-Appwrite-Execution-Id"); (got != "") != want || (want && got != r.str("$id")) {
+			t.Errorf("%q: x-appwrite-execution-id %q for %s", f, got, r.str("$id"))
+		}
+	}
+	if r := p.api().create(t, fn, map[string]any{"async": true}); r.header.Get("X-Appwrite-Execution-Id") != "" {
+		t.Errorf("async create has x-appwrite-execution-id")
+	}
+	for _, f := range []string{"0.15.0", "0.13.0"} {
+		a := p.api().with(func(a *api) { a.format = f })
+		expectError(t, a.create(t, fn, nil), 400, errArgumentInvalid)
+		expectError(t, a.list(t, fn, nil, nil), 400, errArgumentInvalid)
+	}
+}
