@@ -1,9 +1,11 @@
 // Command scale runs kfn's benchmarks B1–B4 on the cluster in $KUBECONFIG
 // (the local one-node cluster of `make cluster-up`, kfn installed by
 // hack/deploy.sh) and prints one table of ratios against baselines
-// measured in the same run; it appends the run to bench/RESULTS.md.
+// measured in the same run, with the targets and whether they were met; it
+// appends the run to bench/RESULTS.md.
 //
-//	B1 latency    sync create over REST vs a bare Job (Complete, container exit)
+//	B1 latency    sync create over REST vs a bare Job (Complete, container exit);
+//	              a node-20 runtime function vs a bare Job of its image
 //	B2 burst      200 async executions vs 200 bare Jobs; API writes per execution;
 //	              the facade's async-create rate vs creating Executions directly
 //	B3 reads      filtered list with limit 25 through the facade vs the
@@ -24,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"sort"
@@ -38,6 +41,7 @@ import (
 type config struct {
 	only          map[string]bool
 	runs          int
+	node          bool
 	burst         int
 	burstClients  int
 	rateClients   int
@@ -47,6 +51,8 @@ type config struct {
 	listDuration  time.Duration
 	seedWorkers   int
 	restartFacade bool
+	facadePprof   string
+	profileDir    string
 	kfnNS         string
 	managerDeploy string
 	facadeDeploy  string
@@ -60,9 +66,33 @@ type config struct {
 }
 
 func main() {
+	c := parseFlags()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r := &report{}
+	err := run(ctx, c, r)
+	if err != nil {
+		r.rawf("ERROR: %v", err)
+	}
+	r.print(os.Stdout)
+	if c.results != "" {
+		if werr := r.appendTo(c.results, c); werr != nil {
+			fmt.Fprintln(os.Stderr, "scale: writing results:", werr)
+		} else {
+			fmt.Printf("\nappended to %s\n", c.results)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags() config {
 	var c config
 	only := flag.String("only", "b1,b2,b3,b4", "benchmarks to run (B4 needs B3)")
 	flag.IntVar(&c.runs, "runs", 10, "B1: runs of each variant")
+	flag.BoolVar(&c.node, "node", true, "B1: also measure the node-20 runtime against a bare Job of its image (needs the image: make images)")
 	flag.IntVar(&c.burst, "burst", 200, "B2: executions (and bare Jobs) created at once")
 	flag.IntVar(&c.burstClients, "burst-clients", 32, "B2: concurrent clients creating the burst")
 	flag.IntVar(&c.rateClients, "rate-clients", 16, "B2: clients of the async-create rate test")
@@ -73,6 +103,8 @@ func main() {
 	flag.DurationVar(&c.listDuration, "list-duration", 10*time.Second, "B3: length of each list run")
 	flag.IntVar(&c.seedWorkers, "seed-workers", 32, "B3: concurrent writers seeding records")
 	flag.BoolVar(&c.restartFacade, "restart-facade", false, "B3: restart the facade after seeding (its cache then starts from a full list)")
+	flag.StringVar(&c.facadePprof, "facade-pprof-port", "", "B3: the port of the facade's --pprof-bind-address; with --profile-dir, CPU-profile it during each list run at the largest N")
+	flag.StringVar(&c.profileDir, "profile-dir", "", "B3: folder for the facade's CPU profiles (see --facade-pprof-port)")
 	flag.StringVar(&c.kfnNS, "kfn-namespace", "kfn-system", "namespace of the kfn installation")
 	flag.StringVar(&c.managerDeploy, "manager-deployment", "kfn-manager", "the manager's Deployment")
 	flag.StringVar(&c.facadeDeploy, "facade-deployment", "kfn-apiserver", "the facade's Deployment")
@@ -103,26 +135,7 @@ func main() {
 	if c.command == "" {
 		c.command = "go run ./bench/scale " + strings.Join(os.Args[1:], " ")
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	r := &report{}
-	err = run(ctx, c, r)
-	if err != nil {
-		r.rawf("ERROR: %v", err)
-	}
-	r.print(os.Stdout)
-	if c.results != "" {
-		if werr := r.appendTo(c.results, c); werr != nil {
-			fmt.Fprintln(os.Stderr, "scale: writing results:", werr)
-		} else {
-			fmt.Printf("\nappended to %s\n", c.results)
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "scale:", err)
-		os.Exit(1)
-	}
+	return c
 }
 
 func fatal(err error) {
@@ -174,23 +187,7 @@ func run(ctx context.Context, c config, r *report) error {
 	if err := env.Scale(ctx, c.kfnNS, c.managerDeploy, 1, 3*time.Minute); err != nil {
 		return fmt.Errorf("manager not ready: %w", err)
 	}
-	defer func() {
-		// Whatever happened, leave kfn running.
-		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*time.Minute)
-		defer cancel()
-		if err := env.Scale(bg, c.kfnNS, c.managerDeploy, 1, 3*time.Minute); err != nil {
-			r.rawf("WARNING: manager not back to 1 ready replica: %v", err)
-		}
-		if !c.keep {
-			t := time.Now()
-			if err := env.DeleteNamespaces(bg, b.run, 3*time.Minute); err != nil {
-				r.rawf("cleanup: bench namespaces not all gone: %v", err)
-			} else {
-				r.rawf("cleanup: bench namespaces deleted in %.0f s", time.Since(t).Seconds())
-			}
-		}
-		r.rawf("total run time %.1f min; load average at the end: %s", time.Since(start).Minutes(), kbench.LoadAverage())
-	}()
+	defer b.finish(ctx, start)
 
 	b.facade, err = env.DiscoverFacade(ctx, c.kfnNS, c.facadeService, 64)
 	if err != nil {
@@ -206,24 +203,7 @@ func run(ctx context.Context, c config, r *report) error {
 	b.start, _ = b.footprint(ctx)
 	r.rawf("start of run: %s", b.start)
 
-	var errs []string
-	step := func(name string, f func(context.Context) error) {
-		if !c.only[name] || ctx.Err() != nil {
-			return
-		}
-		t := time.Now()
-		fmt.Fprintf(os.Stderr, "== %s\n", strings.ToUpper(name))
-		if err := f(ctx); err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
-			r.rawf("%s FAILED: %v", strings.ToUpper(name), err)
-			r.row(strings.ToUpper(name), "failed: "+short(err.Error()), "", "", "")
-		}
-		r.rawf("%s took %.0f s", strings.ToUpper(name), time.Since(t).Seconds())
-	}
-	step("b1", b.b1)
-	step("b2", b.b2)
-	step("b3", b.b3) // B4 is measured inside B3, at the 10 000 records
-
+	errs := b.steps(ctx)
 	restartsAfter, err := b.kfnRestarts(ctx)
 	if err == nil {
 		b.restartRows(restartsBefore, restartsAfter)
@@ -232,6 +212,47 @@ func run(ctx context.Context, c config, r *report) error {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return ctx.Err()
+}
+
+// steps runs the benchmarks asked for and returns their errors.
+func (b *bench) steps(ctx context.Context) []string {
+	var errs []string
+	step := func(name string, f func(context.Context) error) {
+		if !b.c.only[name] || ctx.Err() != nil {
+			return
+		}
+		t := time.Now()
+		fmt.Fprintf(os.Stderr, "== %s\n", strings.ToUpper(name))
+		if err := f(ctx); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+			b.r.rawf("%s FAILED: %v", strings.ToUpper(name), err)
+			b.r.row(strings.ToUpper(name), "failed: "+short(err.Error()), "", "", noGoal)
+		}
+		b.r.rawf("%s took %.0f s", strings.ToUpper(name), time.Since(t).Seconds())
+	}
+	step("b1", b.b1)
+	step("b2", b.b2)
+	step("b3", b.b3) // B4 is measured inside B3, at the 10 000 records
+	return errs
+}
+
+// finish leaves kfn running, whatever happened, and deletes the run's
+// namespaces unless asked to keep them.
+func (b *bench) finish(ctx context.Context, start time.Time) {
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*time.Minute)
+	defer cancel()
+	if err := b.env.Scale(bg, b.c.kfnNS, b.c.managerDeploy, 1, 3*time.Minute); err != nil {
+		b.r.rawf("WARNING: manager not back to 1 ready replica: %v", err)
+	}
+	if !b.c.keep {
+		t := time.Now()
+		if err := b.env.DeleteNamespaces(bg, b.run, 3*time.Minute); err != nil {
+			b.r.rawf("cleanup: bench namespaces not all gone: %v", err)
+		} else {
+			b.r.rawf("cleanup: bench namespaces deleted in %.0f s", time.Since(t).Seconds())
+		}
+	}
+	b.r.rawf("total run time %.1f min; load average at the end: %s", time.Since(start).Minutes(), kbench.LoadAverage())
 }
 
 // leftovers deletes namespaces an earlier, killed run left (any run label).
@@ -260,12 +281,43 @@ func short(s string) string {
 type report struct {
 	started time.Time
 	machine string
-	rows    [][5]string
+	rows    [][6]string
 	raw     []string
 }
 
-func (r *report) row(bench, kfn, base, ratio, target string) {
-	r.rows = append(r.rows, [5]string{bench, kfn, base, ratio, target})
+// goal is a row's target and whether the run met it ("" when it has none).
+type goal struct{ target, met string }
+
+var noGoal = goal{"—", ""}
+
+// atMost is the target "v ≤ limit", atLeast "v ≥ limit"; target is its text.
+func atMost(v, limit float64, target string) goal  { return judged(v, v <= limit, target) }
+func atLeast(v, limit float64, target string) goal { return judged(v, v >= limit, target) }
+
+func judged(v float64, ok bool, target string) goal {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return goal{target, "n/a"}
+	case ok:
+		return goal{target, "yes"}
+	}
+	return goal{target, "no"}
+}
+
+// and is met when both are.
+func (g goal) and(o goal) goal {
+	met := "yes"
+	switch {
+	case g.met == "n/a" || o.met == "n/a":
+		met = "n/a"
+	case g.met != "yes" || o.met != "yes":
+		met = "no"
+	}
+	return goal{g.target + "; " + o.target, met}
+}
+
+func (r *report) row(bench, kfn, base, ratio string, g goal) {
+	r.rows = append(r.rows, [6]string{bench, kfn, base, ratio, g.target, g.met})
 }
 
 func (r *report) rawf(format string, args ...any) {
@@ -276,9 +328,9 @@ func (r *report) rawf(format string, args ...any) {
 
 func (r *report) table() string {
 	var sb strings.Builder
-	sb.WriteString("| bench | kfn | baseline (same run) | ratio | target |\n|---|---|---|---|---|\n")
+	sb.WriteString("| bench | kfn | baseline (same run) | ratio | target | met? |\n|---|---|---|---|---|---|\n")
 	for _, row := range r.rows {
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", row[0], row[1], row[2], row[3], row[4])
+		fmt.Fprintf(&sb, "| %s |\n", strings.Join(row[:], " | "))
 	}
 	return sb.String()
 }

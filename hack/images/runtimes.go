@@ -176,8 +176,31 @@ func pythonFiles(python string) (*tree, []string, error) {
 		// Debian's hook for its crash reporter, which is not in the image.
 		"sitecustomize.py": true,
 	}
-	var extensions, sources []string
-	err := filepath.WalkDir(stdlib, func(p string, d fs.DirEntry, err error) error {
+	extensions, sources, err := t.addStdlib(stdlib, pruned)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := t.addBytecode(python, sources); err != nil {
+		return nil, nil, err
+	}
+	for _, ext := range extensions {
+		// An extension whose libraries this machine lacks is left out, as
+		// Python leaves out a module it could not build.
+		trial := t.clone()
+		if err := trial.addELF(ext); err != nil {
+			fmt.Fprintf(os.Stderr, "images: notice: %s left out: %v\n", ext, err)
+			continue
+		}
+		t = trial
+	}
+	return t, []string{"PYTHONDONTWRITEBYTECODE=1"}, nil
+}
+
+// addStdlib adds the files of the standard library folder stdlib but the
+// pruned names, Debian's bytecode and CPython's own test modules, except the
+// extension modules, which it returns with the Python sources it added.
+func (t *tree) addStdlib(stdlib string, pruned map[string]bool) (extensions, sources []string, err error) {
+	err = filepath.WalkDir(stdlib, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -204,23 +227,7 @@ func pythonFiles(python string) (*tree, []string, error) {
 		}
 		return t.add(p)
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := t.addBytecode(python, sources); err != nil {
-		return nil, nil, err
-	}
-	for _, ext := range extensions {
-		// An extension whose libraries this machine lacks is left out, as
-		// Python leaves out a module it could not build.
-		trial := t.clone()
-		if err := trial.addELF(ext); err != nil {
-			fmt.Fprintf(os.Stderr, "images: notice: %s left out: %v\n", ext, err)
-			continue
-		}
-		t = trial
-	}
-	return t, []string{"PYTHONDONTWRITEBYTECODE=1"}, nil
+	return extensions, sources, err
 }
 
 // compileScript compiles the sources named on stdin into the folder argv[1],
