@@ -70,36 +70,31 @@ func noCluster() bool {
 }
 
 func runSuite(m *testing.M) int {
-	fixture, err := testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer fixture.Stop()
-	k8s = fixture.Client
-	if err := setup(fixture.Manager); err != nil {
-		fmt.Fprintln(os.Stderr, "setting up:", err)
-		return 1
-	}
-	// The facade runs as `kfn apiserver` does: in a manager of its own,
-	// with the facade's cache, as a service account that holds only the
-	// facade's generated ClusterRole.
+	return testenv.Run(m, func(fixture *testenv.Fixture) (func(), error) {
+		k8s = fixture.Client
+		if err := setup(fixture.Manager); err != nil {
+			return nil, err
+		}
+		return startFacade(fixture)
+	})
+}
+
+// startFacade runs the facade as `kfn apiserver` does: in a manager of its
+// own, with the facade's cache, as a service account that holds only the
+// facade's generated ClusterRole.
+func startFacade(fixture *testenv.Fixture) (stop func(), err error) {
 	facadeConfig, err := facadeIdentity(fixture.Config)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "setting up the facade's identity:", err)
-		return 1
+		return nil, fmt.Errorf("setting up the facade's identity: %w", err)
 	}
 	facadeMgr, err := newManager(facadeConfig, Addresses{Metrics: "0"})
 	if err == nil {
 		err = setupFacade(facadeMgr)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "setting up the facade:", err)
-		return 1
+		return nil, fmt.Errorf("setting up the facade: %w", err)
 	}
-	fixture.StartManager()
-	ctx, stopFacade := context.WithCancel(context.Background())
-	defer stopFacade()
+	ctx, stop := context.WithCancel(context.Background())
 	go func() {
 		if err := facadeMgr.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "facade manager:", err)
@@ -108,11 +103,10 @@ func runSuite(m *testing.M) int {
 	}()
 	select {
 	case <-facade.Ready():
+		return stop, nil
 	case <-time.After(60 * time.Second):
-		fmt.Fprintln(os.Stderr, "the facade did not start")
-		return 1
+		return stop, errors.New("the facade did not start")
 	}
-	return m.Run()
 }
 
 func setup(mgr ctrl.Manager) error {

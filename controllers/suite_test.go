@@ -65,27 +65,14 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	fixture, err := testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer fixture.Stop()
-	testEnv, restCfg, k8s = fixture.Env, fixture.Config, fixture.Client
-
-	stopGC, err := startGarbageCollector()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the garbage collector:", err)
-		return 1
-	}
-	defer stopGC()
-
-	if err := setUpControllers(fixture.Manager); err != nil {
-		fmt.Fprintln(os.Stderr, "setting up the controllers:", err)
-		return 1
-	}
-	fixture.StartManager()
-	return m.Run()
+	return testenv.Run(m, func(fixture *testenv.Fixture) (func(), error) {
+		testEnv, restCfg, k8s = fixture.Env, fixture.Config, fixture.Client
+		stopGC, err := startGarbageCollector()
+		if err != nil {
+			return nil, fmt.Errorf("starting the garbage collector: %w", err)
+		}
+		return stopGC, setUpControllers(fixture.Manager)
+	})
 }
 
 func setUpControllers(mgr ctrl.Manager) error {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"testing"
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -107,4 +108,26 @@ func (f *Fixture) StartManager() {
 func (f *Fixture) Stop() {
 	f.stop()
 	_ = f.Env.Stop()
+}
+
+// Run is the TestMain of an envtest suite: it starts the fixture, lets
+// setUp add the suite's controllers (and start what else it needs, undone
+// by the cleanup it returns), starts the manager and runs the tests.
+func Run(m *testing.M, setUp func(*Fixture) (cleanup func(), err error)) int {
+	f, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer f.Stop()
+	cleanup, err := setUp(f)
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "setting up the suite:", err)
+		return 1
+	}
+	f.StartManager()
+	return m.Run()
 }
