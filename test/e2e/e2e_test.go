@@ -102,13 +102,19 @@ func execute(t *testing.T, ns, name, function, data string) {
 
 func waitFor(t *testing.T, ns, name string, phases ...fnv1.ExecutionPhase) *fnv1.Execution {
 	t.Helper()
+	return waitForWithin(t, ns, name, eventually, phases...)
+}
+
+// waitForWithin is waitFor with its own bound.
+func waitForWithin(t *testing.T, ns, name string, bound time.Duration, phases ...fnv1.ExecutionPhase) *fnv1.Execution {
+	t.Helper()
 	exec := &fnv1.Execution{}
 	NewWithT(t).Eventually(func() fnv1.ExecutionPhase {
 		if err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: name}, exec); err != nil {
 			return ""
 		}
 		return exec.Status.Status
-	}, eventually, poll).Should(BeElementOf(phases), "execution %s: %+v", name, &exec.Status)
+	}, bound, poll).Should(BeElementOf(phases), "execution %s: %+v", name, &exec.Status)
 	return exec
 }
 
