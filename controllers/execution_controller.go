@@ -159,7 +159,7 @@ func (r *ExecutionReconciler) ownByFunction(ctx context.Context, exec *fnv1.Exec
 // the request's Secrets and how long the Function and missing Secrets are
 // still awaited.
 func (r *ExecutionReconciler) observe(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function) (world, error) {
-	w := world{exec: exec, fn: fn}
+	w := world{exec: exec, fn: fn, now: r.Clock.Now()}
 	if fn != nil {
 		w.resolved, w.unrunnable = resolveFunction(fn, r.Runtimes)
 	}

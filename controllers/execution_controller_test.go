@@ -175,18 +175,61 @@ func TestJobDeadlineBeforeThePodRanFailsAsTimedOut(t *testing.T) {
 	g := NewWithT(t)
 	ns, job := runInNewNamespace(t)
 	pod := startPod(t, job)
-	setFunctionState(t, pod, corev1.PodPending, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
-		Reason: "ImagePullBackOff", Message: "Back-off pulling image busybox:test"}})
+	setPodUnschedulable(t, pod, "0/1 nodes are available: 1 Too many pods.")
 	g.Eventually(func() string { return getExecution(t, ns, "run").Status.Message }, eventually, poll).
-		Should(ContainSubstring("ImagePullBackOff"), "the waiting reason is shown while waiting")
+		Should(Equal("Unschedulable: 0/1 nodes are available: 1 Too many pods."), "the pending reason is shown while waiting")
+	g.Expect(getExecution(t, ns, "run").Status.PodName).To(Equal(pod.Name))
 
-	// What the Job controller writes when activeDeadlineSeconds passes.
-	failJob(t, job, batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline")
+	// What the Job controller writes when activeDeadlineSeconds passes,
+	// once it has deleted the pod and before the pod is gone: the interim
+	// condition; Failed follows once the pod is gone.
+	failJob(t, job, batchv1.JobReasonDeadlineExceeded, "Job was active longer than specified deadline", batchv1.JobFailureTarget)
 	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
 	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonTimedOut))
 	g.Expect(exec.Status.StatusCode).To(Equal(int32(500)))
-	g.Expect(exec.Status.Stderr).To(And(ContainSubstring("timed out after 5s"), ContainSubstring("ImagePullBackOff")))
+	g.Expect(exec.Status.Stderr).To(And(ContainSubstring("timed out after 5s"), ContainSubstring("never started"),
+		ContainSubstring("Unschedulable: 0/1 nodes are available: 1 Too many pods.")))
 	g.Expect(exec.Status.CompletionTime.Time).To(BeTemporally("==", testClock.Now()))
+}
+
+func TestImageThatCannotBePulledFailsAtOnce(t *testing.T) {
+	g := NewWithT(t)
+	ns, job := runInNewNamespace(t)
+	pod := startPod(t, job)
+	setFunctionState(t, pod, corev1.PodPending, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+		Reason: "ErrImagePull", Message: `failed to pull and unpack image "busybox:test": not found`}})
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
+	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonImagePullFailed))
+	g.Expect(exec.Status.StatusCode).To(Equal(int32(500)))
+	g.Expect(exec.Status.Stderr).To(Equal(`container function cannot start: its image busybox:test cannot be pulled: ErrImagePull: failed to pull and unpack image "busybox:test": not found`))
+}
+
+func TestOutOfMemoryWithoutAResultSaysSo(t *testing.T) {
+	g := NewWithT(t)
+	ns, job := runInNewNamespace(t)
+	pod := startRunning(t, job)
+	// The OOM killer took the runner too: no termination message.
+	setFunctionState(t, pod, corev1.PodFailed, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "OOMKilled"}})
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
+	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonOOMKilled))
+	g.Expect(exec.Status.StatusCode).To(Equal(int32(500)))
+	g.Expect(exec.Status.Stderr).To(HavePrefix("the function ran out of memory: it went over its memory limit of 256Mi and was killed (OOMKilled)"))
+}
+
+// setPodUnschedulable writes what the scheduler does when no node has room.
+func setPodUnschedulable(t *testing.T, pod *corev1.Pod, message string) {
+	t.Helper()
+	NewWithT(t).Eventually(func() error {
+		if err := k8s.Get(bg, client.ObjectKeyFromObject(pod), pod); err != nil {
+			return err
+		}
+		pod.Status.Phase = corev1.PodPending
+		pod.Status.Conditions = []corev1.PodCondition{{
+			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable, Message: message,
+			LastTransitionTime: metav1.Now(),
+		}}
+		return k8s.Status().Update(bg, pod)
+	}, eventually, poll).Should(Succeed())
 }
 
 func TestVanishedPodFailsTheExecution(t *testing.T) {
@@ -328,7 +371,10 @@ func TestDeletingAFunctionDeletesItsExecutionsAndJobs(t *testing.T) {
 	waitForGone(t, job)
 }
 
-func failJob(t *testing.T, job *batchv1.Job, reason, message string) {
+// failJob writes the Job's failure conditions as the Job controller does:
+// the interim FailureTarget, then Failed once the pods are gone; types
+// limits them to those given.
+func failJob(t *testing.T, job *batchv1.Job, reason, message string, types ...batchv1.JobConditionType) {
 	t.Helper()
 	g := NewWithT(t)
 	g.Eventually(func() error {
@@ -339,9 +385,13 @@ func failJob(t *testing.T, job *batchv1.Job, reason, message string) {
 		if job.Status.StartTime == nil {
 			job.Status.StartTime = &now
 		}
-		job.Status.Conditions = []batchv1.JobCondition{
-			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: reason, Message: message, LastTransitionTime: now},
-			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: reason, Message: message, LastTransitionTime: now},
+		if len(types) == 0 {
+			types = []batchv1.JobConditionType{batchv1.JobFailureTarget, batchv1.JobFailed}
+		}
+		job.Status.Conditions = nil
+		for _, typ := range types {
+			job.Status.Conditions = append(job.Status.Conditions,
+				batchv1.JobCondition{Type: typ, Status: corev1.ConditionTrue, Reason: reason, Message: message, LastTransitionTime: now})
 		}
 		return k8s.Status().Update(bg, job)
 	}, eventually, poll).Should(Succeed())

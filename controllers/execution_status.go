@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,7 +38,7 @@ func desiredStatus(w world, failure *problem, now time.Time, maxRecordBytes int)
 	running := functionRunning(w.pod)
 	switch {
 	case w.result != nil:
-		applyResult(&st, w.result, w.logging(), recordBudget(exec, maxRecordBytes))
+		applyResult(&st, w.result, endedBy(w), w.logging(), recordBudget(exec, maxRecordBytes))
 	case failure != nil:
 		fail(&st, failure, now)
 	case running != nil:
@@ -68,18 +69,28 @@ func scheduledStatus(exec *fnv1.Execution) fnv1.ExecutionStatus {
 }
 
 // applyResult records the runner's result, its outputs and response
-// headers within maxRecordBytes of JSON.
-func applyResult(st *fnv1.ExecutionStatus, res *runner.Result, logging bool, maxRecordBytes int) {
+// headers within maxRecordBytes of JSON. ended, if not nil, is what the
+// cluster did to the function, which says better than its exit code why a
+// failed run failed; its message is added to stderr.
+func applyResult(st *fnv1.ExecutionStatus, res *runner.Result, ended *problem, logging bool, maxRecordBytes int) {
 	st.Status = fnv1.PhaseCompleted
 	st.Reason = fnv1.ReasonCompleted
 	st.Message = fmt.Sprintf("the function answered %d", res.StatusCode)
+	stdout, stderr := res.Stdout, res.Stderr
+	if !logging {
+		stdout, stderr = "", ""
+	}
 	if res.Failed() {
 		st.Status = fnv1.PhaseFailed
 		st.Reason = fnv1.ReasonFunctionFailed
-		st.Message = fmt.Sprintf("the function answered %d (exit code %d)", res.StatusCode, res.ExitCode)
-		if res.TimedOut {
+		st.Message = fmt.Sprintf("the function answered %d (exit code %d%s)", res.StatusCode, res.ExitCode, exitMeaning(res.ExitCode))
+		switch {
+		case res.TimedOut:
 			st.Reason = fnv1.ReasonTimedOut
 			st.Message = "the function ran out of time"
+		case ended != nil:
+			st.Reason, st.Message = ended.Reason, ended.Message
+			stderr = appendLine(stderr, ended.Message)
 		}
 	}
 	st.StatusCode = int32(res.StatusCode)
@@ -88,13 +99,59 @@ func applyResult(st *fnv1.ExecutionStatus, res *runner.Result, logging bool, max
 	st.Duration = res.Duration
 	st.StartTime = ptr.To(metav1.NewTime(res.StartedAt))
 	st.CompletionTime = ptr.To(metav1.NewTime(res.FinishedAt))
-	stdout, stderr := res.Stdout, res.Stderr
-	if !logging {
-		stdout, stderr = "", ""
-	}
 	rec := fitRecord(res.Response, stdout, stderr, maxRecordBytes-headersJSONLen(res.ResponseHeaders))
 	st.Response, st.Stdout, st.Stderr = rec.response, rec.stdout, rec.stderr
 	st.Truncated = mergeTruncated(res.Truncated, rec.truncated, logging)
+}
+
+// exitMeaning explains the exit codes a user cannot be expected to know,
+// after the code itself: the shell's, and 128+n for a process killed by
+// signal n. 124 (the runner's timeout) has a message of its own.
+func exitMeaning(code int) string {
+	switch {
+	case code == 126:
+		return ": the command is not executable"
+	case code == 127:
+		return ": a command was not found or could not be started"
+	case code == 128+int(syscall.SIGKILL):
+		return ": killed by SIGKILL"
+	case code == 128+int(syscall.SIGTERM):
+		return ": stopped by SIGTERM"
+	case code > 128 && code < 128+65:
+		return fmt.Sprintf(": killed by signal %d", code-128)
+	}
+	return ""
+}
+
+// endedBy says what the cluster did to a function that reported a result,
+// if anything: its memory ran out, the Job's deadline passed, or its Job
+// or pod was deleted while it ran (the runner reports when it is stopped
+// by SIGTERM).
+func endedBy(w world) *problem {
+	signalled := w.result.ExitCode > 128
+	switch {
+	case w.result.TimedOut || !w.result.Failed():
+		return nil
+	case outOfMemory(w) != nil:
+		return outOfMemory(w)
+	case signalled && jobDeadlineHit(w.job), signalled && podKilled(w) && deadlinePassed(w.job, w.now):
+		return &problem{fnv1.ReasonTimedOut, deadlineMessage(w)}
+	case signalled && w.job != nil && w.job.DeletionTimestamp != nil:
+		return &problem{fnv1.ReasonJobLost, fmt.Sprintf("job %s was deleted while the function ran: the function was stopped (exit code %d%s)",
+			w.job.Name, w.result.ExitCode, exitMeaning(w.result.ExitCode))}
+	case signalled && w.pod != nil && w.pod.DeletionTimestamp != nil:
+		return &problem{fnv1.ReasonPodLost, fmt.Sprintf("pod %s was deleted (by hand, an eviction or a node drain) while the function ran: the function was stopped (exit code %d%s)",
+			w.pod.Name, w.result.ExitCode, exitMeaning(w.result.ExitCode))}
+	}
+	return nil
+}
+
+// appendLine adds line to the end of text, on a line of its own.
+func appendLine(text, line string) string {
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return text + line + "\n"
 }
 
 // mergeTruncated lists, once each and in record order, the outputs the
@@ -161,12 +218,21 @@ func functionRunning(pod *corev1.Pod) *corev1.ContainerStateRunning {
 	return nil
 }
 
-// waitingReason says why the pod's containers have not started, if a
-// container reports a reason beyond the ordinary start-up.
+// waitingReason says why the function has not started, if its pod
+// reports a reason beyond the ordinary start-up: a container waiting (for
+// its image, say) or the pod not scheduled (no node with room for it).
 func waitingReason(pod *corev1.Pod) string {
 	for _, cs := range allContainerStatuses(pod) {
 		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "PodInitializing" && w.Reason != "ContainerCreating" {
 			return strings.TrimSuffix(w.Reason+": "+w.Message, ": ")
+		}
+	}
+	if pod == nil {
+		return ""
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason != "" {
+			return strings.TrimSuffix(c.Reason+": "+c.Message, ": ")
 		}
 	}
 	return ""
@@ -180,20 +246,30 @@ func allContainerStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
 	return append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
 }
 
+// The waiting messages that give no reason to wait beyond the ordinary.
+const (
+	waitingForFunction = "waiting for the function to be created"
+	waitingForSecrets  = "waiting for the request's secrets to be created"
+	creatingJob        = "creating the job"
+	waitingForStart    = "waiting for the function to start"
+)
+
+var ordinaryWaits = []string{waitingForFunction, waitingForSecrets, creatingJob, waitingForStart}
+
 func waitingMessage(w world) string {
 	reason := waitingReason(w.pod)
 	switch {
 	case w.awaitFunction > 0:
-		return "waiting for the function to be created"
+		return waitingForFunction
 	case w.awaitSecrets > 0:
-		return "waiting for the request's secrets to be created"
+		return waitingForSecrets
 	case w.job == nil:
-		return "creating the job"
+		return creatingJob
 	case reason != "":
 		return reason
 	default:
 		// One message from Job to start, so the pod's appearance needs no
 		// status write of its own.
-		return "waiting for the function to start"
+		return waitingForStart
 	}
 }
