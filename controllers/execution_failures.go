@@ -262,9 +262,15 @@ func containerImage(pod *corev1.Pod, cs corev1.ContainerStatus) string {
 // waiting for a volume. It outranks the pod's disappearance, which it
 // causes, and, since the Job controller deletes the pod before it writes
 // its condition, a pod killed once the deadline has passed is taken for
-// the deadline without waiting for the condition.
+// the deadline without waiting for the condition. A function still
+// running is left to report first.
 func deadlineExceeded(w world) *problem {
 	if !jobDeadlineHit(w.job) && !(podKilled(w) && deadlinePassed(w.job, w.now)) {
+		return nil
+	}
+	if functionRunning(w.pod) != nil {
+		// Started late: the pod being stopped sends the runner SIGTERM,
+		// and its report, with the function's output, comes in a moment.
 		return nil
 	}
 	return &problem{fnv1.ReasonTimedOut, deadlineMessage(w)}
@@ -360,14 +366,16 @@ func podFailed(w world) *problem {
 }
 
 // jobFailed reads a Job that failed for another reason than its deadline
-// (deadlineExceeded comes first), by its interim FailureTarget condition
-// or its Failed one.
+// (deadlineExceeded comes first). Only the final Failed condition counts:
+// the interim FailureTarget comes while the pod is still stopping, when a
+// pod deleted mid-run (which fails the Job at once, backoffLimit 0) has
+// yet to report why it ended.
 func jobFailed(w world) *problem {
 	if w.job == nil {
 		return nil
 	}
 	for _, c := range w.job.Status.Conditions {
-		if c.Type != batchv1.JobFailed && c.Type != batchv1.JobFailureTarget || c.Status != corev1.ConditionTrue {
+		if c.Type != batchv1.JobFailed || c.Status != corev1.ConditionTrue {
 			continue
 		}
 		return &problem{fnv1.ReasonPodLost, fmt.Sprintf("job %s failed before the function reported a result: %s: %s", w.job.Name, c.Reason, c.Message)}

@@ -357,9 +357,13 @@ func TestFailureRules(t *testing.T) {
 			w:      world{exec: ruleExec("run", ""), job: failedJob("BackoffLimitExceeded")},
 			reason: fnv1.ReasonPodLost, words: "job run failed before the function reported a result: BackoffLimitExceeded: it failed",
 		},
-		"a job failed otherwise, by its interim condition": {
-			w:      world{exec: ruleExec("run", ""), job: interimFailedJob("BackoffLimitExceeded")},
-			reason: fnv1.ReasonPodLost, words: "BackoffLimitExceeded: it failed",
+		"a job failing otherwise waits for the pod to report": {
+			w: world{exec: ruleExec("run", "run-abcde"), job: interimFailedJob("BackoffLimitExceeded"),
+				pod: deleting(podWith(corev1.PodRunning, nil, &corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}))},
+		},
+		"a function running at the job's deadline is left to report": {
+			w: world{exec: ruleExec("run", "run-abcde"), job: interimFailedJob(batchv1.JobReasonDeadlineExceeded),
+				pod: deleting(podWith(corev1.PodRunning, nil, &corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}))},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
