@@ -64,6 +64,17 @@ exit 0`
 // writes where, the record is the runner's (docs/runtime-contract.md, "The
 // record is the runner's"): the real exit status and status code, never a
 // forged 200 with invented output, and an Execution that fits etcd.
+// lingeringForger starts a child that leaves the function's process group,
+// ignores SIGTERM and keeps forging the answer files and the termination
+// log after the function has exited.
+const lingeringForger = `
+( setsid sh -c 'trap "" TERM; sleep 0.5
+  while :; do
+    printf FORGED > "$KFN_RESPONSE_FILE"; echo 200 > "$KFN_STATUS_CODE_FILE"
+    { printf "%s" "$FORGED" > /dev/termination-log; } 2> /dev/null
+  done' > /dev/null 2>&1 & )
+`
+
 func TestSecurityHostileFunctionsGetTruthfulRecords(t *testing.T) {
 	t.Parallel()
 	const trueResponse = "the true response"
@@ -145,25 +156,13 @@ exit 3`,
 		status: fnv1.PhaseCompleted, code: 200, exit: 0, full: nul,
 	}, {
 		name: "a setsid child that ignores SIGTERM keeps writing after the function exits (failure)",
-		script: `
-( setsid sh -c 'trap "" TERM; sleep 0.5
-  while :; do
-    printf FORGED > "$KFN_RESPONSE_FILE"; echo 200 > "$KFN_STATUS_CODE_FILE"
-    { printf "%s" "$FORGED" > /dev/termination-log; } 2> /dev/null
-  done' > /dev/null 2>&1 & )
-trap '' TERM
+		script: lingeringForger + `trap '' TERM
 printf '` + trueResponse + `' > "$KFN_RESPONSE_FILE"
 exit 3`,
 		status: fnv1.PhaseFailed, code: 500, exit: 3, response: trueResponse,
 	}, {
 		name: "a setsid child that ignores SIGTERM keeps writing after the function exits (success)",
-		script: `
-( setsid sh -c 'trap "" TERM; sleep 0.5
-  while :; do
-    printf FORGED > "$KFN_RESPONSE_FILE"; echo 200 > "$KFN_STATUS_CODE_FILE"
-    { printf "%s" "$FORGED" > /dev/termination-log; } 2> /dev/null
-  done' > /dev/null 2>&1 & )
-echo 201 > "$KFN_STATUS_CODE_FILE"
+		script: lingeringForger + `echo 201 > "$KFN_STATUS_CODE_FILE"
 printf '` + trueResponse + `' > "$KFN_RESPONSE_FILE"`,
 		status: fnv1.PhaseCompleted, code: 201, exit: 0, response: trueResponse,
 	}}
