@@ -162,6 +162,9 @@ func (r *ExecutionReconciler) observe(ctx context.Context, exec *fnv1.Execution,
 	w := world{exec: exec, fn: fn, now: r.Clock.Now()}
 	if fn != nil {
 		w.resolved, w.unrunnable = resolveFunction(fn, r.Runtimes)
+		if w.unrunnable == nil {
+			w.unrunnable = codeNotStored(fn)
+		}
 	}
 	var err error
 	if w.job, err = r.job(ctx, exec); err != nil {

@@ -50,10 +50,11 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, fn); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if err := r.syncCodeSecret(ctx, fn); err != nil {
+	syncProblem, err := r.syncCodeSecret(ctx, fn)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	ready, err := r.readiness(ctx, fn)
+	ready, err := r.readiness(ctx, fn, syncProblem)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -64,10 +65,17 @@ func (r *FunctionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	return ctrl.Result{RequeueAfter: expiry}, err
 }
 
-// syncCodeSecret stores inline code in a Secret the Function controls.
-func (r *FunctionReconciler) syncCodeSecret(ctx context.Context, fn *fnv1.Function) error {
+// maxInlineCodeBytes is what one Secret holds, and so the most inline code.
+const maxInlineCodeBytes = 1 << 20
+
+// syncCodeSecret stores inline code in a Secret the Function controls. Code
+// no Secret can hold is a problem of the Function, not an error to retry.
+func (r *FunctionReconciler) syncCodeSecret(ctx context.Context, fn *fnv1.Function) (*problem, error) {
 	if fn.Spec.Code == nil || fn.Spec.Code.Inline == nil {
-		return nil
+		return nil, nil
+	}
+	if p := inlineCodeTooLarge(fn.Spec.Code.Inline); p != nil {
+		return p, nil
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: codeSecretName(fn.Name), Namespace: fn.Namespace}}
 	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, secret, func() error {
@@ -85,17 +93,34 @@ func (r *FunctionReconciler) syncCodeSecret(ctx context.Context, fn *fnv1.Functi
 		}
 		return controllerutil.SetControllerReference(fn, secret, r.Scheme)
 	})
+	if apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err) {
+		return &problem{fnv1.ReasonCodeSyncFailed, fmt.Sprintf("the inline code cannot be stored in secret %s: %v", secret.Name, err)}, nil
+	}
 	if err != nil {
-		return fmt.Errorf("syncing code secret %s: %w", secret.Name, err)
+		return nil, fmt.Errorf("syncing code secret %s: %w", secret.Name, err)
 	}
 	if op != controllerutil.OperationResultNone {
 		r.Recorder.Eventf(fn, secret, corev1.EventTypeNormal, "CodeSynced", "SyncCode", "code secret %s %s", secret.Name, op)
 	}
-	return nil
+	return nil, nil
+}
+
+// inlineCodeTooLarge refuses code over what a Secret holds, saying where
+// larger code goes.
+func inlineCodeTooLarge(files map[string]string) *problem {
+	size := 0
+	for path, content := range files {
+		size += len(codeKey(path)) + len(content)
+	}
+	if size <= maxInlineCodeBytes {
+		return nil
+	}
+	return &problem{fnv1.ReasonCodeSyncFailed, fmt.Sprintf("the inline code is %d bytes, over the %d a Secret holds: "+
+		"build larger code (node_modules, packages) into the function's image (docs/runtimes.md, \"Larger code\")", size, maxInlineCodeBytes)}
 }
 
 // readiness computes the Ready condition from the Function and the catalog.
-func (r *FunctionReconciler) readiness(ctx context.Context, fn *fnv1.Function) (metav1.Condition, error) {
+func (r *FunctionReconciler) readiness(ctx context.Context, fn *fnv1.Function, syncProblem *problem) (metav1.Condition, error) {
 	notReady := func(p *problem) (metav1.Condition, error) {
 		return metav1.Condition{Type: fnv1.FunctionReady, Status: metav1.ConditionFalse, Reason: p.Reason, Message: p.Message}, nil
 	}
@@ -104,6 +129,9 @@ func (r *FunctionReconciler) readiness(ctx context.Context, fn *fnv1.Function) (
 	}
 	if _, p := resolveFunction(fn, r.Runtimes); p != nil {
 		return notReady(p)
+	}
+	if syncProblem != nil {
+		return notReady(syncProblem)
 	}
 	if p, err := r.codeProblem(ctx, fn); err != nil || p != nil {
 		if err != nil {

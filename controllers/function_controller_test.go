@@ -53,6 +53,11 @@ func TestFunctionReadiness(t *testing.T) {
 		"missing code": {func(f *fnv1.Function) {
 			f.Spec.Code = &fnv1.CodeSource{ConfigMapRef: &corev1.LocalObjectReference{Name: "absent"}}
 		}, metav1.ConditionFalse, fnv1.ReasonCodeNotFound},
+		"inline code over what a secret holds": {func(f *fnv1.Function) {
+			// Two files of 600 KiB: each is allowed, together they pass a Secret's 1 MiB.
+			big := strings.Repeat("x", 600<<10)
+			f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"a.js": big, "lib/b.js": big}}
+		}, metav1.ConditionFalse, fnv1.ReasonCodeSyncFailed},
 		"bad schedule":  {func(f *fnv1.Function) { f.Spec.Schedule = "every day" }, metav1.ConditionFalse, fnv1.ReasonInvalidSchedule},
 		"bad time zone": {func(f *fnv1.Function) { f.Spec.Schedule, f.Spec.TimeZone = "0 * * * *", "Mars/Olympus" }, metav1.ConditionFalse, fnv1.ReasonInvalidSchedule},
 		"too frequent":  {func(f *fnv1.Function) { f.Spec.Schedule = "@every 30s" }, metav1.ConditionFalse, fnv1.ReasonInvalidSchedule},
@@ -216,4 +221,20 @@ func TestHistoryLimitDefaults(t *testing.T) {
 	g.Expect(fn.Spec.FailedExecutionsHistoryLimit).To(HaveValue(BeEquivalentTo(fnv1.DefaultExecutionsHistoryLimit)))
 	completed, failed := (&fnv1.Function{}).HistoryLimits()
 	g.Expect([]int{completed, failed}).To(Equal([]int{fnv1.DefaultExecutionsHistoryLimit, fnv1.DefaultExecutionsHistoryLimit}))
+}
+
+func TestExecutionOfCodeTooLargeToStoreFailsAtOnce(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	big := strings.Repeat("x", 600<<10)
+	createFunction(t, ns, "big", func(f *fnv1.Function) {
+		f.Spec.Code = &fnv1.CodeSource{Inline: map[string]string{"a.js": big, "lib/b.js": big}}
+	})
+	g.Eventually(readyCondition(t, ns, "big"), eventually, poll).Should(HaveField("Reason", fnv1.ReasonCodeSyncFailed))
+
+	createExecution(t, ns, "run", "big", nil)
+	exec := waitForStatus(t, ns, "run", fnv1.PhaseFailed)
+	g.Expect(exec.Status.Reason).To(Equal(fnv1.ReasonFunctionNotReady))
+	g.Expect(exec.Status.Message).To(ContainSubstring("over the 1048576 a Secret holds"))
+	g.Expect(exec.Status.JobName).To(BeEmpty(), "no Job whose pod would wait for a code Secret that never comes")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"k8s.io/apimachinery/pkg/api/meta"
 )
 
 // resolvedFunction is what a Function's pod needs, with the runtime catalog applied.
@@ -44,6 +45,17 @@ func resolveFunction(fn *fnv1.Function, catalog RuntimeCatalog) (resolvedFunctio
 		return out, &problem{fnv1.ReasonNoCommand, "the function has no command: set command or entrypoint (or use a runtime with a command)"}
 	}
 	return out, nil
+}
+
+// codeNotStored is the Function's inline code that could not be stored
+// (its Ready condition says so for the current generation): its pods would
+// wait for a code Secret that never comes.
+func codeNotStored(fn *fnv1.Function) *problem {
+	c := meta.FindStatusCondition(fn.Status.Conditions, fnv1.FunctionReady)
+	if c == nil || c.ObservedGeneration != fn.Generation || c.Reason != fnv1.ReasonCodeSyncFailed {
+		return nil
+	}
+	return &problem{c.Reason, c.Message}
 }
 
 // scheduleProblem validates the schedule the way the schedule controller
