@@ -47,10 +47,16 @@ func resolveFunction(fn *fnv1.Function, catalog RuntimeCatalog) (resolvedFunctio
 	return out, nil
 }
 
-// codeNotStored is the Function's inline code that could not be stored
-// (its Ready condition says so for the current generation): its pods would
-// wait for a code Secret that never comes.
+// codeNotStored is the Function's inline code that is too large to store,
+// or that the API server refused to store (its Ready condition says so for
+// the current generation): its pods would wait for a code Secret that never
+// comes.
 func codeNotStored(fn *fnv1.Function) *problem {
+	if code := fn.Spec.Code; code != nil && code.Inline != nil {
+		if p := inlineCodeTooLarge(code.Inline); p != nil {
+			return p
+		}
+	}
 	c := meta.FindStatusCondition(fn.Status.Conditions, fnv1.FunctionReady)
 	if c == nil || c.ObservedGeneration != fn.Generation || c.Reason != fnv1.ReasonCodeSyncFailed {
 		return nil
