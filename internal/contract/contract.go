@@ -104,10 +104,12 @@ const (
 	MaxResponseHeaders          = 100
 	MaxResponseHeadersFileBytes = 16384
 	// MaxResultLineBytes bounds the runner's result line in the container
-	// log, which the operator reads no further than this: the three outputs
-	// and the headers with every byte escaped as \u00XX (6 bytes, the most
-	// JSON takes for one), plus the fixed fields.
-	MaxResultLineBytes = 6*(3*MaxOutputBytes+MaxResponseHeadersFileBytes) + 4096
+	// log, which the operator reads no further than this. The runner cuts
+	// its outputs to fit (JSON writes a control character as six bytes): a
+	// line longer than the kubelet's container log file (10 MiB by default)
+	// would be rotated away before the operator reads it, and the record
+	// keeps far less (--max-record-bytes) anyway.
+	MaxResultLineBytes = 4 << 20
 )
 
 // Names of the outputs, as the runner's Result and an Execution's

@@ -103,7 +103,9 @@ func TestAnswerFilesMustBeRegularFiles(t *testing.T) {
 		"FIFO status code":     {`mkfifo "$KFN_STATUS_CODE_FILE"`, "not a regular file", 500, 0},
 		"symlinked status":     {`echo 201 > "$KFN_IO_DIR/mine"; ln -s "$KFN_IO_DIR/mine" "$KFN_STATUS_CODE_FILE"`, "symbolic link", 500, 0},
 		"FIFO headers":         {`mkfifo "$KFN_RESPONSE_HEADERS_FILE"`, "not a regular file", 200, 0},
-		"huge sparse response": {`truncate -s 100G "$KFN_RESPONSE_FILE"`, "", 200, contract.MaxOutputBytes},
+		// NUL bytes take six in JSON: the first MaxOutputBytes of them are
+		// halved to fit the result line.
+		"huge sparse response": {`truncate -s 100G "$KFN_RESPONSE_FILE"`, "", 200, contract.MaxOutputBytes / 2},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := runMain(t, sh(tc.script, "--timeout", "10s")...)
@@ -141,18 +143,24 @@ func TestWorstCaseResultFitsTheReadLimit(t *testing.T) {
 	for i := range contract.MaxResponseHeaders {
 		headers[fmt.Sprintf("h%02d", i)] = strings.Repeat(`"`, contract.MaxResponseHeadersFileBytes/contract.MaxResponseHeaders-3)
 	}
-	res := &Result{Version: ResultVersion, ExitCode: 255, StatusCode: 500, Duration: 1e9, TimedOut: true,
+	res := &Result{Version: ResultVersion, ExitCode: 124, StatusCode: 500, Duration: 1e9, TimedOut: true,
 		Response: control, Stdout: control, Stderr: control, ResponseHeaders: headers,
 		Truncated: []string{contract.OutputResponse, contract.OutputStdout, contract.OutputStderr}}
-	line, err := encode(res)
+	line, msg, err := Encode(res)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(line) > contract.MaxResultLineBytes {
 		t.Errorf("a result line of %d bytes, over the operator's read limit of %d", len(line), contract.MaxResultLineBytes)
 	}
-	if msg, _ := terminationMessage(res, line); len(msg) > contract.MaxTerminationMessageBytes {
+	if len(msg) > contract.MaxTerminationMessageBytes {
 		t.Errorf("a header of %d bytes", len(msg))
+	}
+	if res.Response == "" || !strings.HasPrefix(res.Stdout, stdoutTruncatedPrefix+"\x01") || !strings.HasPrefix(res.Stderr, stderrTruncatedPrefix+"\x01") {
+		t.Errorf("the outputs were not cut to fit but dropped: %d, %d, %d bytes", len(res.Response), len(res.Stdout), len(res.Stderr))
+	}
+	if err := res.Validate(); err != nil {
+		t.Errorf("the cut result is invalid: %v", err)
 	}
 }
 

@@ -14,8 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kfn-dev/kfn/internal/contract"
 )
@@ -95,11 +97,59 @@ func encode(r *Result) ([]byte, error) {
 // Encode returns what the runner reports for r: its line in the container
 // log (without the newlines around it) and its termination message.
 func Encode(r *Result) (line, message []byte, err error) {
-	if line, err = encode(r); err != nil {
+	if line, err = fitLine(r); err != nil {
 		return nil, nil, err
 	}
 	message, err = terminationMessage(r, line)
 	return line, message, err
+}
+
+// fitLine encodes r, first cutting its largest output in half (the
+// response keeps its start, the logs their end) until the line is at most
+// contract.MaxResultLineBytes.
+func fitLine(r *Result) ([]byte, error) {
+	for {
+		line, err := encode(r)
+		if err != nil || len(line) <= contract.MaxResultLineBytes {
+			return line, err
+		}
+		r.halveLargestOutput()
+	}
+}
+
+func (r *Result) halveLargestOutput() {
+	outputs := []struct {
+		text         *string
+		name, prefix string
+	}{
+		{&r.Response, contract.OutputResponse, ""},
+		{&r.Stdout, contract.OutputStdout, stdoutTruncatedPrefix},
+		{&r.Stderr, contract.OutputStderr, stderrTruncatedPrefix},
+	}
+	largest := outputs[0]
+	for _, o := range outputs[1:] {
+		if len(*o.text) > len(*largest.text) {
+			largest = o
+		}
+	}
+	text := *largest.text
+	if largest.prefix == "" {
+		end := len(text) / 2
+		for end > 0 && !utf8.RuneStart(text[end]) {
+			end--
+		}
+		*largest.text = text[:end]
+	} else {
+		text = strings.TrimPrefix(text, largest.prefix)
+		start := len(text) - len(text)/2
+		for start < len(text) && !utf8.RuneStart(text[start]) {
+			start++
+		}
+		*largest.text = largest.prefix + text[start:]
+	}
+	if !slices.Contains(r.Truncated, largest.name) {
+		r.Truncated = append(r.Truncated, largest.name)
+	}
 }
 
 // terminationMessage returns what fits in the termination message: the whole

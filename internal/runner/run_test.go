@@ -332,7 +332,7 @@ func TestOutputsAreTruncatedKeepingTheTail(t *testing.T) {
 }
 
 func TestResponseIsTruncatedKeepingTheHead(t *testing.T) {
-	res := runMain(t, sh(`{ printf START; head -c 1500000 /dev/zero; } > "$KFN_RESPONSE_FILE"`)...).result
+	res := runMain(t, sh(`{ printf START; head -c 1500000 /dev/zero | tr '\0' x; } > "$KFN_RESPONSE_FILE"`)...).result
 	if len(res.Response) != contract.MaxOutputBytes || !strings.HasPrefix(res.Response, "START") {
 		t.Errorf("response is %d bytes starting with %.10q, want %d starting with START",
 			len(res.Response), res.Response, contract.MaxOutputBytes)
