@@ -97,12 +97,12 @@ func TestAnswerFilesMustBeRegularFiles(t *testing.T) {
 		status       int
 		response     int // bytes
 	}{
-		"symlinked response":   {`ln -s /proc/self/environ "$KFN_RESPONSE_FILE"`, "symbolic link", 500, 0},
-		"FIFO response":        {`mkfifo "$KFN_RESPONSE_FILE"`, "not a regular file", 500, 0},
-		"directory response":   {`mkdir "$KFN_RESPONSE_FILE"`, "not a regular file", 500, 0},
-		"FIFO status code":     {`mkfifo "$KFN_STATUS_CODE_FILE"`, "not a regular file", 500, 0},
-		"symlinked status":     {`echo 201 > "$KFN_IO_DIR/mine"; ln -s "$KFN_IO_DIR/mine" "$KFN_STATUS_CODE_FILE"`, "symbolic link", 500, 0},
-		"FIFO headers":         {`mkfifo "$KFN_RESPONSE_HEADERS_FILE"`, "not a regular file", 200, 0},
+		"symlinked response": {`ln -s /proc/self/environ "$KFN_RESPONSE_FILE"`, "symbolic link", 500, 0},
+		"FIFO response":      {`mkfifo "$KFN_RESPONSE_FILE"`, "not a regular file", 500, 0},
+		"directory response": {`mkdir "$KFN_RESPONSE_FILE"`, "not a regular file", 500, 0},
+		"FIFO status code":   {`mkfifo "$KFN_STATUS_CODE_FILE"`, "not a regular file", 500, 0},
+		"symlinked status":   {`echo 201 > "$KFN_IO_DIR/mine"; ln -s "$KFN_IO_DIR/mine" "$KFN_STATUS_CODE_FILE"`, "symbolic link", 500, 0},
+		"FIFO headers":       {`mkfifo "$KFN_RESPONSE_HEADERS_FILE"`, "not a regular file", 200, 0},
 		// NUL bytes take six in JSON: the first MaxOutputBytes of them are
 		// halved to fit the result line.
 		"huge sparse response": {`truncate -s 100G "$KFN_RESPONSE_FILE"`, "", 200, contract.MaxOutputBytes / 2},
