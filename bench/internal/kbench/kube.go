@@ -34,7 +34,6 @@ import (
 const (
 	LabelBench   = "bench.kfn.dev/run"
 	LabelProject = "functions.kfn.dev/project"
-	LabelAPIKey  = "functions.kfn.dev/api-key"
 )
 
 // Env is a set of clients for the cluster in $KUBECONFIG, without
