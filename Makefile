@@ -30,10 +30,12 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC (one ClusterRole per comp
 	$(CONTROLLER_GEN) rbac:roleName=kfn-manager crd:allowDangerousTypes=true paths="./api/...;./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=kfn-apiserver paths="./apiserver/..." output:rbac:artifacts:config=config/apiserver/rbac
+	$(CONTROLLER_GEN) rbac:roleName=kfn-apiserver-project paths="./internal/projectaccess/..." output:rbac:artifacts:config=config/apiserver/project-rbac
 	mkdir -p charts/kfn/crds charts/kfn/files
 	cp config/crd/bases/*.yaml charts/kfn/crds/
 	cp config/rbac/role.yaml charts/kfn/files/role.yaml
 	cp config/apiserver/rbac/role.yaml charts/kfn/files/apiserver-role.yaml
+	cp config/apiserver/project-rbac/role.yaml charts/kfn/files/apiserver-project-role.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.

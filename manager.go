@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -40,6 +42,10 @@ type managerOptions struct {
 	// watchResources are the Kubernetes resources whose changes are events.
 	watchResources    string
 	eventReplayWindow time.Duration
+	// facadeAccount and facadeProjectRole: the operator binds the role to
+	// the facade's service account in each project namespace.
+	facadeAccount     string
+	facadeProjectRole string
 	// apiserver serves the REST facade in the manager when its
 	// BindAddress is set.
 	apiserver apiserver.Options
@@ -80,6 +86,9 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 		"comma-separated group/version/resource list (core group: v1/configmaps) whose changes are events for functions, as <resource>.<namespace>.<name>.<action>; grant the operator get, list and watch on them")
 	fs.DurationVar(&o.eventReplayWindow, "event-replay-window", controllers.DefaultEventReplayWindow,
 		"after a restart, objects created this recently (and after the function) still count as created")
+	fs.StringVar(&o.facadeAccount, "facade-service-account", "",
+		"NAMESPACE/NAME of the REST facade's service account, granted --facade-project-role in every project namespace (empty: grant nothing)")
+	fs.StringVar(&o.facadeProjectRole, "facade-project-role", "kfn-apiserver-project", "the ClusterRole holding the facade's rights in a project namespace")
 	fs.StringVar(&o.apiserver.BindAddress, "apiserver-bind-address", "", "also serve the Appwrite REST facade on this address (empty: off)")
 	apiserver.BindFlags(fs, "apiserver-", &o.apiserver)
 	zapOpts := &zap.Options{}
@@ -185,6 +194,9 @@ func startManager(ctx context.Context, o managerOptions) error {
 	if err := setUpTriggerControllers(mgr, o, watch); err != nil {
 		return err
 	}
+	if err := setUpProjectAccess(mgr, o); err != nil {
+		return err
+	}
 	if err := setUpChecks(mgr, o); err != nil {
 		return err
 	}
@@ -241,6 +253,23 @@ func setUpTriggerControllers(mgr ctrl.Manager, o managerOptions, watch []schema.
 		Scheme:   mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("kfn-schedule"),
 		Clock:    clock.RealClock{},
+	}).SetupWithManager(mgr)
+}
+
+// setUpProjectAccess grants a separately deployed facade its rights in the
+// project namespaces.
+func setUpProjectAccess(mgr ctrl.Manager, o managerOptions) error {
+	if o.facadeAccount == "" {
+		return nil
+	}
+	namespace, name, ok := strings.Cut(o.facadeAccount, "/")
+	if !ok || namespace == "" || name == "" || o.facadeProjectRole == "" {
+		return fmt.Errorf("--facade-service-account must be NAMESPACE/NAME, not %q, and --facade-project-role set", o.facadeAccount)
+	}
+	return (&controllers.ProjectAccessReconciler{
+		Client: mgr.GetClient(),
+		Role:   o.facadeProjectRole,
+		Facade: types.NamespacedName{Namespace: namespace, Name: name},
 	}).SetupWithManager(mgr)
 }
 

@@ -12,15 +12,10 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // Labels and names of the objects that configure projects and credentials.
 const (
-	// LabelProject opts a namespace in as an Appwrite project.
-	LabelProject = "functions.kfn.dev/project"
 	// APIKeysSecretName is the Secret holding a project's API keys: for
 	// each key NAME, the data keys NAME + APIKeyHashSuffix (the hex SHA-256
 	// of the key) and NAME + APIKeyScopesSuffix (its scopes, comma or space
@@ -139,12 +134,11 @@ func (s *Server) authenticate(ctx context.Context, namespace, key, token string)
 // apiKeyCaller matches a key against the hashed keys of the project's
 // APIKeysSecretName Secret.
 func (s *Server) apiKeyCaller(ctx context.Context, namespace, key string) (caller, *apiError) {
-	secret := &corev1.Secret{}
-	err := s.creds.Get(ctx, types.NamespacedName{Namespace: namespace, Name: APIKeysSecretName}, secret)
-	if err != nil && !apierrors.IsNotFound(err) {
+	keys, err := s.credentials.data(ctx, namespace, APIKeysSecretName)
+	if err != nil {
 		return caller{}, internalError(err)
 	}
-	name, scopes, ok := matchAPIKey(secret.Data, key)
+	name, scopes, ok := matchAPIKey(keys, key)
 	if !ok {
 		return caller{}, newErrorf(errUserUnauthorized, "The API key is invalid. Please check the value of the X-Appwrite-Key header.")
 	}
@@ -195,11 +189,14 @@ type Claims struct {
 // verifyJWT checks a token with the project's kfn key and, when it fails
 // and the project holds one, the Appwrite server's key.
 func (s *Server) verifyJWT(ctx context.Context, namespace, token string) (*Claims, error) {
-	secret := &corev1.Secret{}
-	if err := s.jwtKeys.Get(ctx, types.NamespacedName{Namespace: namespace, Name: JWTSecretName}, secret); err != nil {
+	keys, err := s.credentials.data(ctx, namespace, JWTSecretName)
+	if err != nil {
+		return nil, fmt.Errorf("reading the project's JWT key: %w", err)
+	}
+	if keys == nil {
 		return nil, errors.New("the project has no JWT key")
 	}
-	kfnKey, appwriteKey := secret.Data[JWTSecretKey], secret.Data[JWTAppwriteKey]
+	kfnKey, appwriteKey := keys[JWTSecretKey], keys[JWTAppwriteKey]
 	if len(appwriteKey) == 0 {
 		return VerifyJWT(token, kfnKey, time.Now())
 	}

@@ -30,7 +30,6 @@ func TestRefusedBodiesAreNotRead(t *testing.T) {
 	off := p.function(t, "off", disabled)
 	readOnly := "r-" + p.key
 	addKey(t, p.name, readOnly, "execution.read")
-	waitKey(t, p.name, readOnly)
 	const tenMiB = 10 << 20
 
 	for _, c := range []struct {

@@ -41,6 +41,7 @@ func BindFlags(fs *flag.FlagSet, prefix string, o *Options) {
 		return nil
 	})
 	fs.DurationVar(&o.ReadTimeout, prefix+"read-timeout", d.ReadTimeout, "longest time to receive one request, body included")
+	fs.DurationVar(&o.CredentialsTTL, prefix+"credentials-ttl", d.CredentialsTTL, "how long a project's API keys and JWT keys are used once read: how long a revoked key still works")
 	fs.Func(prefix+"trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted", func(v string) error {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 var bg = context.Background()
@@ -177,7 +178,7 @@ func newProject(t *testing.T) project {
 	}
 	g := gomega.NewWithT(t)
 	p := project{name: "p-" + rand.String(8), key: "key-" + rand.String(24), jwtKey: []byte(rand.String(32))}
-	g.Expect(k8s.Create(bg, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.name, Labels: map[string]string{LabelProject: "true"}}})).To(gomega.Succeed())
+	g.Expect(k8s.Create(bg, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.name, Labels: map[string]string{kube.LabelProject: "true"}}})).To(gomega.Succeed())
 	g.Expect(k8s.Create(bg, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: p.name}})).To(gomega.Succeed())
 	addKey(t, p.name, p.key, "execution.read, execution.write functions.read functions.write")
 	g.Expect(k8s.Create(bg, &corev1.Secret{
@@ -204,11 +205,13 @@ func addKey(t *testing.T, ns, key, scopes string) {
 	err := k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: APIKeysSecretName}, secret)
 	if apierrors.IsNotFound(err) {
 		g.Expect(k8s.Create(bg, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: APIKeysSecretName, Namespace: ns}, Data: data})).To(gomega.Succeed())
-		return
+	} else {
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		maps.Copy(secret.Data, data)
+		g.Expect(k8s.Update(bg, secret)).To(gomega.Succeed())
 	}
-	g.Expect(err).NotTo(gomega.HaveOccurred())
-	maps.Copy(secret.Data, data)
-	g.Expect(k8s.Update(bg, secret)).To(gomega.Succeed())
+	// The facade reads keys again once testCredentialsTTL has passed.
+	waitKey(t, ns, key)
 }
 
 // api is the project's API key client (newest format).
@@ -257,4 +260,12 @@ func (p project) waitStatus(t *testing.T, fn, id, status string) response {
 		return r.str("status")
 	}, eventually, 50*time.Millisecond).Should(gomega.Equal(status), "execution %s", id)
 	return r
+}
+
+// waitKey waits until the facade knows an API key.
+func waitKey(t *testing.T, ns, key string) {
+	t.Helper()
+	gomega.NewWithT(t).Eventually(func() string {
+		return api{project: ns, key: key}.list(t, "none", nil, nil).str("type")
+	}, eventually, 50*time.Millisecond).ShouldNot(gomega.Equal(errUserUnauthorized))
 }

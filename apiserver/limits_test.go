@@ -38,7 +38,7 @@ func offlineFacade(tb testing.TB, o Options, funcs *interceptor.Funcs) *Server {
 			Spec: fnv1.FunctionSpec{Image: "busybox:test", Execute: execute}}
 	}
 	b := fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithObjects(
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: offlineProject, Labels: map[string]string{LabelProject: "true"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: offlineProject, Labels: map[string]string{kube.LabelProject: "true"}}},
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: APIKeysSecretName, Namespace: offlineProject},
 			Data:       APIKeyData("bench", offlineKey, scopeExecutionRead, scopeExecutionWrite),
@@ -54,7 +54,7 @@ func offlineFacade(tb testing.TB, o Options, funcs *interceptor.Funcs) *Server {
 	}
 	c := b.Build()
 	o.CacheWait = time.Millisecond // no informer tells the fake's creates
-	s := newServer(o.withDefaults(), c, c, c, c, c)
+	s := newServer(o.withDefaults(), c, c, c, c)
 	var err error
 	if s.engine, err = s.newEngine(); err != nil {
 		tb.Fatal(err)

@@ -164,7 +164,7 @@ func (s *Server) project(c *gin.Context) {
 		return
 	}
 	ns := &corev1.Namespace{}
-	if err := s.creds.Get(c, types.NamespacedName{Name: name}, ns); err != nil {
+	if err := s.projects.Get(c, types.NamespacedName{Name: name}, ns); err != nil {
 		if apierrors.IsNotFound(err) {
 			abort(c, newError(errProjectNotFound))
 			return

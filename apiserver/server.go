@@ -22,7 +22,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -32,18 +31,16 @@ import (
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/execindex"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
-// The facade reads Functions and Executions, creates and deletes
-// Executions, creates the Secrets of a request (the caller's JWT, the parts
-// of a large body: owned by their Execution, so deleting it deletes them),
-// and reads project namespaces and, by name only, the projects' API keys
-// and JWT signing keys. It cannot read, list or delete any other Secret.
+// Cluster-wide, the facade only reads Functions, Executions and project
+// namespaces. What it does in a project namespace (read the credential
+// Secrets by name, create and delete Executions, create the Secrets of a
+// request) is granted there only, by the operator (internal/projectaccess).
 // +kubebuilder:rbac:groups=functions.kfn.dev,resources=functions,verbs=get;list;watch
-// +kubebuilder:rbac:groups=functions.kfn.dev,resources=executions,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=functions.kfn.dev,resources=executions,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=create
-// +kubebuilder:rbac:groups="",resources=secrets,resourceNames=kfn-api-keys;kfn-jwt,verbs=get;list;watch
 
 // maxFunctionTimeout is the largest Function timeout (the CRD's maximum).
 const maxFunctionTimeout = 900 * time.Second
@@ -82,6 +79,10 @@ type Options struct {
 	MaxBodyMemory int64
 	// ReadTimeout bounds reading a whole request, body included.
 	ReadTimeout time.Duration
+	// CredentialsTTL is how long a project's API keys and JWT keys, once
+	// read, are used before they are read again: how long a revoked key
+	// still works.
+	CredentialsTTL time.Duration
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
 	// Logger logs requests.
@@ -102,8 +103,9 @@ func DefaultOptions() Options {
 		LimitPeriod: time.Minute,
 		// Four 11 MiB bodies: a 10 MiB create costs about twice its body
 		// while it is read and turned into Secrets.
-		MaxBodyMemory: 4 * maxRequestBody,
-		ReadTimeout:   60 * time.Second,
+		MaxBodyMemory:  4 * maxRequestBody,
+		ReadTimeout:    60 * time.Second,
+		CredentialsTTL: 5 * time.Second,
 	}
 }
 
@@ -134,6 +136,9 @@ func (o Options) withDefaults() Options {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = d.ReadTimeout
 	}
+	if o.CredentialsTTL < 0 {
+		o.CredentialsTTL = 0
+	}
 	return o
 }
 
@@ -148,11 +153,10 @@ type Server struct {
 	// writer creates and deletes Executions, and creates their request
 	// Secrets.
 	writer client.Client
-	// creds reads project namespaces and the projects' API keys Secrets,
-	// jwtKeys their JWT signing Secrets: caches of their own, watching
-	// Secrets by name only, so no other Secret is read or held in memory.
-	creds   client.Reader
-	jwtKeys client.Reader
+	// projects reads the project namespaces, from a cache of its own
+	// holding only those; credentials their API keys and JWT keys.
+	projects    client.Reader
+	credentials *credentials
 	// index holds the Executions by function in list order; it and the
 	// waiters are fed by the Execution informer of cache.
 	index   *execindex.Index
@@ -180,33 +184,22 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = mgr.GetLogger().WithName("apiserver")
 	}
-	projectSel := labels.SelectorFromSet(labels.Set{LabelProject: "true"})
-	creds, err := cache.New(mgr.GetConfig(), cache.Options{
+	projects, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Namespace{}: {Label: projectSel},
-			&corev1.Secret{}:    {Field: fields.OneTermEqualSelector("metadata.name", APIKeysSecretName)},
+			&corev1.Namespace{}: {Label: labels.SelectorFromSet(labels.Set{kube.LabelProject: "true"})},
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("creating the credentials cache: %w", err)
+		return nil, fmt.Errorf("creating the project cache: %w", err)
 	}
-	jwtKeys, err := cache.New(mgr.GetConfig(), cache.Options{
-		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("metadata.name", JWTSecretName)},
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating the JWT key cache: %w", err)
-	}
-	s := newServer(opts, mgr.GetCache(), mgr.GetAPIReader(), mgr.GetClient(), creds, jwtKeys)
+	s := newServer(opts, mgr.GetCache(), mgr.GetAPIReader(), mgr.GetClient(), projects)
 	s.cache = mgr.GetCache()
-	s.informers = []informerOf{{s.cache, &fnv1.Function{}}, {creds, &corev1.Namespace{}}, {creds, &corev1.Secret{}}, {jwtKeys, &corev1.Secret{}}}
+	s.informers = []informerOf{{s.cache, &fnv1.Function{}}, {projects, &corev1.Namespace{}}}
 	if s.engine, err = s.newEngine(); err != nil {
 		return nil, err
 	}
-	for _, r := range []manager.Runnable{creds, jwtKeys, s} {
+	for _, r := range []manager.Runnable{projects, s} {
 		if err := mgr.Add(r); err != nil {
 			return nil, err
 		}
@@ -215,21 +208,21 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
 }
 
 // newServer is a facade without its engine and informers, on readers of
-// any kind (tests and benchmarks use fakes).
-func newServer(opts Options, reader, live client.Reader, writer client.Client, creds, jwtKeys client.Reader) *Server {
+// any kind (tests and benchmarks use fakes). Credentials are read live.
+func newServer(opts Options, reader, live client.Reader, writer client.Client, projects client.Reader) *Server {
 	s := &Server{
-		opts:    opts,
-		reader:  reader,
-		live:    live,
-		writer:  writer,
-		creds:   creds,
-		jwtKeys: jwtKeys,
-		index:   execindex.New(),
-		waiters: newWaiters(),
-		log:     opts.Logger,
-		ready:   make(chan struct{}),
-		limits:  newLimits(opts),
-		bodies:  newBudget(opts.MaxBodyMemory),
+		opts:        opts,
+		reader:      reader,
+		live:        live,
+		writer:      writer,
+		projects:    projects,
+		credentials: newCredentials(live, opts.CredentialsTTL),
+		index:       execindex.New(),
+		waiters:     newWaiters(),
+		log:         opts.Logger,
+		ready:       make(chan struct{}),
+		limits:      newLimits(opts),
+		bodies:      newBudget(opts.MaxBodyMemory),
 	}
 	return s
 }

@@ -52,6 +52,9 @@ const (
 	testSyncTimeout = 3 * time.Second
 	testSyncGrace   = 1 * time.Second
 	testRateLimit   = 5
+	// testCredentialsTTL keeps a project's keys briefly, so tests see the
+	// keys they add or revoke within a poll or two.
+	testCredentialsTTL = 200 * time.Millisecond
 )
 
 func TestMain(m *testing.M) {
@@ -124,6 +127,12 @@ func setup(mgr ctrl.Manager) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&controllers.ProjectAccessReconciler{
+		Client: mgr.GetClient(), Role: "kfn-apiserver-project",
+		Facade: types.NamespacedName{Namespace: facadeNamespace, Name: facadeAccount},
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).Named("fake-kubelet").For(&batchv1.Job{}).
 		Complete(&fakeKubelet{c: mgr.GetClient()})
 }
@@ -141,37 +150,54 @@ func setupFacade(mgr ctrl.Manager) error {
 		RateLimit: testRateLimit, RatePeriod: time.Minute,
 		IPLimit: DefaultOptions().IPLimit, UserLimit: DefaultOptions().UserLimit,
 		TrustedProxies: []string{"127.0.0.1"},
+		// Short, so a key a test adds works at once (addKey waits for it).
+		CredentialsTTL: testCredentialsTTL,
 	})
 	return err
 }
 
 // facadeUser is who the facade is in the suite: a service account bound
-// to config/apiserver/rbac/role.yaml, the ClusterRole `make manifests`
-// generates from the markers and the chart installs.
-const facadeUser = "system:serviceaccount:kfn-system:kfn-apiserver"
+// to config/apiserver/rbac/role.yaml, and in each project namespace (by the
+// operator's ProjectAccessReconciler) to config/apiserver/project-rbac,
+// the ClusterRoles `make manifests` generates from the markers and the
+// chart installs.
+const (
+	facadeNamespace, facadeAccount = "kfn-system", "kfn-apiserver"
+	facadeUser                     = "system:serviceaccount:" + facadeNamespace + ":" + facadeAccount
+)
 
-// facadeIdentity installs the facade's ClusterRole for its service account
-// and returns a config that acts as that account, so every integration
-// test runs with the facade's real rights and no more.
-func facadeIdentity(admin *rest.Config) (*rest.Config, error) {
+// generatedClusterRole reads a ClusterRole `make manifests` wrote.
+func generatedClusterRole(dir string) (*rbacv1.ClusterRole, error) {
 	_, file, _, _ := runtime.Caller(0)
-	raw, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "config", "apiserver", "rbac", "role.yaml"))
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "config", "apiserver", dir, "role.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	role := &rbacv1.ClusterRole{}
-	if err := yaml.UnmarshalStrict(raw, role); err != nil {
+	return role, yaml.UnmarshalStrict(raw, role)
+}
+
+// facadeIdentity installs the facade's ClusterRoles for its service account
+// and returns a config that acts as that account, so every integration
+// test runs with the facade's real rights and no more.
+func facadeIdentity(admin *rest.Config) (*rest.Config, error) {
+	role, err := generatedClusterRole("rbac")
+	if err != nil {
 		return nil, err
 	}
-	ns, sa := "kfn-system", "kfn-apiserver"
+	projectRole, err := generatedClusterRole("project-rbac")
+	if err != nil {
+		return nil, err
+	}
 	for _, obj := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: ns}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: facadeNamespace}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: facadeAccount, Namespace: facadeNamespace}},
 		role,
+		projectRole,
 		&rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: role.Name},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns}},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: facadeAccount, Namespace: facadeNamespace}},
 		},
 	} {
 		if err := k8s.Create(context.Background(), obj); err != nil {

@@ -63,4 +63,5 @@ for f in config/crd/bases/*.yaml; do
 done
 cmp config/rbac/role.yaml "$chart/files/role.yaml"
 cmp config/apiserver/rbac/role.yaml "$chart/files/apiserver-role.yaml"
+cmp config/apiserver/project-rbac/role.yaml "$chart/files/apiserver-project-role.yaml"
 echo "chart checks passed"

@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -24,6 +25,10 @@ const (
 	// LabelManagedBy marks every object kfn creates; kfn caches only those.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	ManagedBy      = "kfn"
+	// LabelProject, set to "true", opts a namespace in as an Appwrite
+	// project: the facade serves it and the operator grants the facade
+	// what it needs there (internal/projectaccess).
+	LabelProject = "functions.kfn.dev/project"
 
 	// ExecutionFunctionField indexes Executions by the Function they run.
 	ExecutionFunctionField = "spec.functionName"
@@ -46,15 +51,18 @@ func ManagedLabels() map[string]string {
 	return map[string]string{LabelManagedBy: ManagedBy}
 }
 
-// ManagedObjectsOnly limits a cache to the Jobs, pods and Secrets kfn made,
-// so a kfn process neither holds every pod and Secret of the cluster in
-// memory nor needs the right to.
+// ManagedObjectsOnly limits a cache to the Jobs, pods, Secrets and
+// RoleBindings kfn made, and the namespaces that are projects, so a kfn
+// process neither holds every such object of the cluster in memory nor
+// needs the right to.
 func ManagedObjectsOnly() map[client.Object]cache.ByObject {
 	managed := labels.SelectorFromSet(ManagedLabels())
 	return map[client.Object]cache.ByObject{
-		&batchv1.Job{}:   {Label: managed},
-		&corev1.Pod{}:    {Label: managed},
-		&corev1.Secret{}: {Label: managed},
+		&batchv1.Job{}:        {Label: managed},
+		&corev1.Pod{}:         {Label: managed},
+		&corev1.Secret{}:      {Label: managed},
+		&rbacv1.RoleBinding{}: {Label: managed},
+		&corev1.Namespace{}:   {Label: labels.SelectorFromSet(labels.Set{LabelProject: "true"})},
 	}
 }
 

@@ -19,12 +19,15 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/apiserver"
+	"github.com/kfn-dev/kfn/internal/kube"
+	"github.com/kfn-dev/kfn/internal/projectaccess"
 	"github.com/kfn-dev/kfn/test/sdk"
 )
 
@@ -76,7 +79,7 @@ func newProject(t *testing.T) project {
 	p := project{namespace: newNamespace(t), apiKey: "key-" + rand.String(32), jwtKey: []byte(rand.String(32))}
 	ns := &corev1.Namespace{}
 	g.Expect(k8s.Get(bg, types.NamespacedName{Name: p.namespace}, ns)).To(Succeed())
-	ns.Labels[apiserver.LabelProject] = "true"
+	ns.Labels[kube.LabelProject] = "true"
 	g.Expect(k8s.Update(bg, ns)).To(Succeed())
 	g.Expect(k8s.Create(bg, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: apiserver.APIKeysSecretName, Namespace: p.namespace},
@@ -86,6 +89,10 @@ func newProject(t *testing.T) project {
 		ObjectMeta: metav1.ObjectMeta{Name: apiserver.JWTSecretName, Namespace: p.namespace},
 		Data:       map[string][]byte{apiserver.JWTSecretKey: p.jwtKey},
 	})).To(Succeed())
+	// The facade may read them once the operator has granted it access.
+	g.Eventually(func() error {
+		return k8s.Get(bg, types.NamespacedName{Namespace: p.namespace, Name: projectaccess.BindingName}, &rbacv1.RoleBinding{})
+	}, eventually, poll).Should(Succeed())
 	return p
 }
 

@@ -310,6 +310,8 @@ func TestSecurityEffectiveRBAC(t *testing.T) {
 	managerRules := readRoleRules(t, "../../config/rbac/role.yaml", "ClusterRole")
 	leaderElection := readRoleRules(t, "../../config/rbac/leader_election_role.yaml", "Role")
 	facadeRules := readRoleRules(t, "../../config/apiserver/rbac/role.yaml", "ClusterRole")
+	// Bound by the operator in project namespaces only.
+	facadeProjectRules := readRoleRules(t, "../../config/apiserver/project-rbac/role.yaml", "ClusterRole")
 	// The chart grants the manager get, list and watch on the event sources
 	// it was installed with (hack/e2e.sh: configmaps).
 	eventSources := watchResourceRules(t)
@@ -326,7 +328,7 @@ func TestSecurityEffectiveRBAC(t *testing.T) {
 	}{
 		{manager, p.namespace, [][]rbacv1.PolicyRule{managerRules, eventSources}},
 		{manager, releaseNamespace, [][]rbacv1.PolicyRule{managerRules, eventSources, leaderElection}},
-		{facade, p.namespace, [][]rbacv1.PolicyRule{facadeRules}},
+		{facade, p.namespace, [][]rbacv1.PolicyRule{facadeRules, facadeProjectRules}},
 		{facade, releaseNamespace, [][]rbacv1.PolicyRule{facadeRules}},
 	} {
 		t.Run(tc.sa+" in "+tc.namespace, func(t *testing.T) {
@@ -360,7 +362,8 @@ func TestSecurityEffectiveRBAC(t *testing.T) {
 		})
 	}
 
-	// The facade reads no Secret but kfn's two, and lists none.
+	// The facade reads no Secret but kfn's two, and those only in project
+	// namespaces; it lists none, and creates nothing outside projects.
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -370,6 +373,11 @@ func TestSecurityEffectiveRBAC(t *testing.T) {
 		{[]string{"create", "secrets", "-n", p.namespace}, "yes"},
 		{[]string{"get", "secrets/foreign", "-n", p.namespace}, "no"},
 		{[]string{"get", "secrets/kfn-manager-token", "-n", releaseNamespace}, "no"},
+		{[]string{"get", "secrets/kfn-jwt", "-n", releaseNamespace}, "no"},
+		{[]string{"get", "secrets/kfn-api-keys", "-n", "default"}, "no"},
+		{[]string{"create", "secrets", "-n", releaseNamespace}, "no"},
+		{[]string{"create", "executions.functions.kfn.dev", "-n", releaseNamespace}, "no"},
+		{[]string{"create", "executions.functions.kfn.dev", "-n", p.namespace}, "yes"},
 		{[]string{"get", "secrets", "-n", p.namespace}, "no"},
 		{[]string{"list", "secrets", "-n", p.namespace}, "no"},
 		{[]string{"list", "secrets", "-A"}, "no"},
@@ -385,6 +393,10 @@ func TestSecurityEffectiveRBAC(t *testing.T) {
 	// And the manager's Secret rights are its documented ones, no more.
 	g.Expect(canI(t, as(manager), "list", "secrets", "-A")).To(Equal("yes"), "docs/security.md: cluster-wide, kept to the request Secret rule by the operator")
 	g.Expect(canI(t, as(manager), "deletecollection", "secrets", "-A")).To(Equal("no"))
+	// It changes or deletes no RoleBinding but the facade's.
+	g.Expect(canI(t, as(manager), "delete", "rolebindings/kfn-apiserver", "-n", p.namespace)).To(Equal("yes"))
+	g.Expect(canI(t, as(manager), "delete", "rolebindings/admin", "-n", p.namespace)).To(Equal("no"))
+	g.Expect(canI(t, as(manager), "update", "rolebindings/admin", "-n", p.namespace)).To(Equal("no"))
 }
 
 // kubectl runs kubectl on the test cluster and returns its stdout.
