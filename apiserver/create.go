@@ -62,6 +62,13 @@ func (s *Server) submit(ctx context.Context, r request, fn *fnv1.Function, id st
 	if aerr != nil {
 		return nil, false, aerr
 	}
+	if r.clientIP != "" {
+		// As Appwrite sets it: callers cannot (parseHeaders).
+		if p.headers == nil {
+			p.headers = map[string]string{}
+		}
+		p.headers[clientIPHeader] = r.clientIP
+	}
 	exec, secrets, err := newExecution(s.writer.Scheme(), r.project, id, fn, p, r.caller)
 	if err != nil {
 		return nil, false, internalError(err)
@@ -177,7 +184,7 @@ func (s *Server) answerSync(ctx context.Context, r request, fn *fnv1.Function, e
 		}
 	}
 	rec := toRecord(exec, r.caller.kind == apiKey)
-	rec.AllResponseHeaders = true
+	rec.SyncAnswer = true
 	if !done {
 		// Before 1.6 Appwrite answers a wait that ran out with a failed
 		// record (its executor's timeout); here the execution goes on, and

@@ -259,3 +259,65 @@ func TestSyncHeaderAndLegacyFormat(t *testing.T) {
 		expectError(t, a.list(t, fn, nil, nil), 400, errArgumentInvalid)
 	}
 }
+
+// Appwrite 1.4+ stores no response body: only the synchronous create's
+// answer shows responseBody; 1.0–1.3 records keep their response.
+func TestResponseBodyOnlyFromSyncCreate(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "body", nil)
+	for _, f := range []string{"1.4.0", "1.6.0", ""} {
+		a := p.api().with(func(a *api) { a.format = f })
+		r := a.create(t, fn, map[string]any{"body": "b"})
+		expectCode(t, r, 201)
+		if r.str("responseBody") != "echo:b" {
+			t.Fatalf("%q: sync answer %s", f, r.raw)
+		}
+		got := a.get(t, fn, r.str("$id"))
+		if v, ok := got.body["responseBody"]; !ok || v != "" {
+			t.Errorf("%q: get shows responseBody %v", f, v)
+		}
+		list := a.list(t, fn, []string{`{"method":"equal","attribute":"$id","values":["` + r.str("$id") + `"]}`}, nil)
+		if f == "1.4.0" {
+			list = a.list(t, fn, []string{`equal("$id", ["` + r.str("$id") + `"])`}, nil)
+		}
+		if items := list.executions(); len(items) != 1 || items[0]["responseBody"] != "" {
+			t.Errorf("%q: list %s", f, list.raw)
+		}
+		if got := p.api().with(func(a *api) { a.format = "1.0.0" }).get(t, fn, r.str("$id")); got.str("response") != "echo:b" {
+			t.Errorf("1.0.0 get: %s", got.raw)
+		}
+	}
+}
+
+// Every Execution the facade creates carries the caller's IP, as seen
+// through the trusted proxies, in x-appwrite-client-ip; 1.9 records show
+// it among their request headers, older ones keep Appwrite's first list.
+func TestClientIPRequestHeader(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "ip", nil)
+	a := p.api().with(func(a *api) { a.headers = map[string]string{"X-Forwarded-For": "203.0.113.7"} })
+	r := a.create(t, fn, map[string]any{"headers": map[string]string{"content-type": "text/plain", "x-other": "1"}})
+	expectCode(t, r, 201)
+	headers := func(r response) map[string]string {
+		out := map[string]string{}
+		items, _ := r.body["requestHeaders"].([]any)
+		for _, h := range items {
+			m := h.(map[string]any)
+			out[m["name"].(string)] = m["value"].(string)
+		}
+		return out
+	}
+	g.Expect(headers(r)).To(gomega.Equal(map[string]string{"content-type": "text/plain", clientIPHeader: "203.0.113.7"}))
+	v18 := headers(p.api().with(func(a *api) { a.format = "1.8.0" }).get(t, fn, r.str("$id")))
+	g.Expect(v18).To(gomega.Equal(map[string]string{"content-type": "text/plain"}))
+	e := &fnv1.Execution{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: r.str("$id")}, e)).To(gomega.Succeed())
+	g.Expect(e.Spec.Headers).To(gomega.HaveKeyWithValue(clientIPHeader, "203.0.113.7"))
+	// A 1.0 create carries it too (the function sees it), and a caller
+	// cannot set it.
+	old := p.api().with(func(a *api) { a.format = "1.4.0" }).create(t, fn, map[string]any{"headers": map[string]string{clientIPHeader: "1.2.3.4"}})
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: old.str("$id")}, e)).To(gomega.Succeed())
+	g.Expect(e.Spec.Headers).To(gomega.Equal(map[string]string{clientIPHeader: "127.0.0.1"}))
+	expectError(t, p.api().create(t, fn, map[string]any{"headers": map[string]string{clientIPHeader: "1.2.3.4"}}), 400, errArgumentInvalid)
+}

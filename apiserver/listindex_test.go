@@ -321,7 +321,7 @@ func TestObjectJSONAsEncodingJSON(t *testing.T) {
 	e.Status.Duration = 1e-7
 	for _, f := range []string{"1.0.0", "1.4.0", "1.6.0", "1.9.0"} {
 		rec := toRecord(e, true)
-		rec.AllResponseHeaders = true
+		rec.SyncAnswer = true
 		for _, o := range []object{rec.render(parseFormat(f)), renderList(3, []record{rec, rec}, parseFormat(f))} {
 			got, err := o.MarshalJSON()
 			if err != nil {
