@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -107,24 +108,35 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
-// cors lets the web SDK call the facade from a browser: Appwrite allows
-// the request's origin with credentials.
+// cors lets the web SDK call the facade from a browser. A preflight names
+// no project, so, as Appwrite, it allows the request's origin; an actual
+// request gets the CORS headers here when its origin is one Appwrite
+// always allows, else from checkOrigin once its project is known.
 func cors(c *gin.Context) {
 	origin := c.GetHeader("Origin")
-	if origin != "" {
-		h := c.Writer.Header()
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Allow-Credentials", "true")
-		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
-		h.Set("Access-Control-Allow-Headers", corsHeaders)
-		h.Set("Access-Control-Expose-Headers", "X-Fallback-Cookies, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Appwrite-Execution-Id")
-		h.Add("Vary", "Origin")
-	}
+	c.Writer.Header().Add("Vary", "Origin")
 	if c.Request.Method == http.MethodOptions {
+		setCORS(c, origin)
 		c.AbortWithStatus(http.StatusNoContent)
 		return
 	}
+	if u, err := url.Parse(origin); err == nil && alwaysAllowedHost(strings.ToLower(u.Hostname()), c.Request) {
+		setCORS(c, origin)
+	}
 	c.Next()
+}
+
+// setCORS allows a browser origin to read the answer, with credentials.
+func setCORS(c *gin.Context, origin string) {
+	if origin == "" {
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+	h.Set("Access-Control-Allow-Headers", corsHeaders)
+	h.Set("Access-Control-Expose-Headers", "X-Fallback-Cookies, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Appwrite-Execution-Id")
 }
 
 func readFormat(c *gin.Context) {
@@ -173,6 +185,10 @@ func (s *Server) project(c *gin.Context) {
 		return
 	}
 	c.Set(ctxProject, name)
+	if aerr := checkOrigin(c, ns); aerr != nil {
+		abort(c, aerr)
+		return
+	}
 	who, aerr := s.authenticate(c, name, c.GetHeader("X-Appwrite-Key"), c.GetHeader("X-Appwrite-JWT"))
 	if aerr != nil {
 		abort(c, aerr)
