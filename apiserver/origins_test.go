@@ -21,7 +21,7 @@ func TestOriginAllowed(t *testing.T) {
 		"http://app.example.com":    false, // scheme
 		"https://APP.example.com":   true,
 		"https://a.b.example.org":   true,
-		"http://x.example.org:8080": true, // a hostname rule takes any scheme and port
+		"http://x.example.org:8080": true,  // a hostname rule takes any scheme and port
 		"https://example.org":       false, // the wildcard is for subdomains
 		"http://dev.test:3000":      true,
 		"http://dev.test:3001":      false,
