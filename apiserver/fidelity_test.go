@@ -1,8 +1,11 @@
 package apiserver
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -320,4 +323,65 @@ func TestClientIPRequestHeader(t *testing.T) {
 	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: old.str("$id")}, e)).To(gomega.Succeed())
 	g.Expect(e.Spec.Headers).To(gomega.Equal(map[string]string{clientIPHeader: "127.0.0.1"}))
 	expectError(t, p.api().create(t, fn, map[string]any{"headers": map[string]string{clientIPHeader: "1.2.3.4"}}), 400, errArgumentInvalid)
+}
+
+// labelObject sets a label on a namespace or a Function (a merge patch:
+// the operator may be writing the Function).
+func labelObject(t *testing.T, obj client.Object, key, value string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, key, value)
+	gomega.NewWithT(t).Expect(k8s.Patch(bg, obj, client.RawPatch(types.MergePatchType, []byte(patch)))).To(gomega.Succeed())
+}
+
+// Appwrite IDs that are no Kubernetes names reach their project and
+// function through the ID labels, and answers show them; the object names
+// still work. An ID two objects claim, or a label that is no Appwrite ID,
+// is refused clearly.
+func TestAppwriteIDs(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "my-func", nil)
+	projectID, functionID := "MyProject_"+p.name[2:], "My_Func.1"
+	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.name}}, LabelProjectID, projectID)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: fn, Namespace: p.name}}, LabelFunctionID, functionID)
+	byID := api{project: projectID, key: p.key}
+	var r response
+	g.Eventually(func() int { r = byID.create(t, functionID, map[string]any{"body": "id"}); return r.code }, eventually, 50*time.Millisecond).Should(gomega.Equal(201))
+	g.Expect(r.str("functionId")).To(gomega.Equal(functionID))
+	g.Expect(r.str("responseBody")).To(gomega.Equal("echo:id"))
+	id := r.str("$id")
+	g.Expect(byID.get(t, functionID, id).str("functionId")).To(gomega.Equal(functionID))
+	g.Expect(byID.list(t, functionID, nil, nil).ids()).To(gomega.ContainElement(id))
+	// The names still work, and answer the Appwrite IDs; search finds the ID.
+	g.Expect(p.api().get(t, fn, id).str("functionId")).To(gomega.Equal(functionID))
+	v10 := byID.with(func(a *api) { a.format = "1.0.0" })
+	g.Expect(v10.list(t, functionID, nil, url.Values{"search": {"my_func"}}).ids()).To(gomega.ContainElement(id))
+	// A scope error names the project by its ID.
+	addKey(t, p.name, "read-only-"+p.key, "execution.read")
+	g.Eventually(func() string {
+		return api{project: projectID, key: "read-only-" + p.key}.create(t, functionID, nil).str("message")
+	}, eventually, 50*time.Millisecond).Should(gomega.HavePrefix("app." + projectID + "@service."))
+
+	// Two Functions claiming one ID.
+	twin := p.function(t, "twin", nil)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: twin, Namespace: p.name}}, LabelFunctionID, functionID)
+	g.Eventually(func() int { return byID.get(t, functionID, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(500))
+	r = byID.create(t, functionID, nil)
+	expectError(t, r, 500, errServerError)
+	g.Expect(r.str("message")).To(gomega.And(gomega.ContainSubstring("my-func, twin"), gomega.ContainSubstring(LabelFunctionID)))
+	// A label that is no Appwrite ID (valid as a label value).
+	long := strings.Repeat("x", 40)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: twin, Namespace: p.name}}, LabelFunctionID, long)
+	g.Eventually(func() int { return p.api().get(t, twin, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(500))
+	expectError(t, p.api().list(t, long, nil, nil), 500, errServerError)
+	expectCode(t, byID.get(t, functionID, id), 200)
+
+	// Two namespaces claiming one project ID.
+	q := newProject(t)
+	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: q.name}}, LabelProjectID, projectID)
+	g.Eventually(func() int { return byID.get(t, functionID, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(500))
+	r = byID.get(t, functionID, id)
+	expectError(t, r, 500, errServerError)
+	g.Expect(r.str("message")).To(gomega.ContainSubstring(LabelProjectID))
+	expectCode(t, p.api().get(t, fn, id), 200)
 }

@@ -11,16 +11,14 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Keys of values middleware keeps in the gin context.
 const (
 	ctxFormat    = "kfn.format"
-	ctxProject   = "kfn.project"
+	ctxProject   = "kfn.project" // the namespace
+	ctxProjectID = "kfn.projectId"
 	ctxCaller    = "kfn.caller"
 	ctxErrorType = "kfn.errorType"
 )
@@ -164,32 +162,30 @@ func formatOf(c *gin.Context) format {
 
 func callerOf(c *gin.Context) caller { return c.MustGet(ctxCaller).(caller) }
 
-// project resolves X-Appwrite-Project to an opted-in namespace and
-// authenticates the caller in it.
+// project resolves X-Appwrite-Project to an opted-in namespace (by its
+// Appwrite project ID, see resolveProject) and authenticates the caller in
+// it.
 func (s *Server) project(c *gin.Context) {
-	name := c.GetHeader("X-Appwrite-Project")
-	if name == "" {
-		name = c.Query("project")
+	id := c.GetHeader("X-Appwrite-Project")
+	if id == "" {
+		id = c.Query("project")
 	}
-	if name == "" {
+	if id == "" {
 		abort(c, newError(errProjectUnknown))
 		return
 	}
-	ns := &corev1.Namespace{}
-	if err := s.creds.Get(c, types.NamespacedName{Name: name}, ns); err != nil {
-		if apierrors.IsNotFound(err) {
-			abort(c, newError(errProjectNotFound))
-			return
-		}
-		abort(c, internalError(err))
+	ns, aerr := s.resolveProject(c, id)
+	if aerr != nil {
+		abort(c, aerr)
 		return
 	}
-	c.Set(ctxProject, name)
+	c.Set(ctxProject, ns.Name)
+	c.Set(ctxProjectID, id)
 	if aerr := checkOrigin(c, ns); aerr != nil {
 		abort(c, aerr)
 		return
 	}
-	who, aerr := s.authenticate(c, name, c.GetHeader("X-Appwrite-Key"), c.GetHeader("X-Appwrite-JWT"))
+	who, aerr := s.authenticate(c, ns.Name, c.GetHeader("X-Appwrite-Key"), c.GetHeader("X-Appwrite-JWT"))
 	if aerr != nil {
 		abort(c, aerr)
 		return
@@ -230,5 +226,5 @@ func callerName(c *gin.Context, who caller) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	return "app." + c.GetString(ctxProject) + "@service." + host
+	return "app." + c.GetString(ctxProjectID) + "@service." + host
 }

@@ -107,11 +107,13 @@ func summarize(e *fnv1.Execution) record {
 	return r
 }
 
-// toRecord reads an Execution, which must have its outputs (not a
-// stripped cached copy). showLogs is false for callers other than API
-// keys: Appwrite blanks stdout/stderr (logs/errors) for them.
-func toRecord(e *fnv1.Execution, showLogs bool) record {
+// toRecord reads an Execution of fn, which must have its outputs (not a
+// stripped cached copy), with fn's Appwrite ID. showLogs is false for
+// callers other than API keys: Appwrite blanks stdout/stderr (logs/errors)
+// for them.
+func toRecord(e *fnv1.Execution, fn *fnv1.Function, showLogs bool) record {
 	r := summarize(e)
+	r.FunctionID = functionAppwriteID(fn)
 	r.Permissions, r.Headers, r.Response = []string{}, []header{}, e.Status.Response
 	if showLogs {
 		r.Stdout, r.Stderr = e.Status.Stdout, e.Status.Stderr

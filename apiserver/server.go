@@ -200,6 +200,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the JWT key cache: %w", err)
 	}
+	if err := indexIDs(context.Background(), creds, mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
 	s := newServer(opts, mgr.GetCache(), mgr.GetAPIReader(), mgr.GetClient(), creds, jwtKeys)
 	s.cache = mgr.GetCache()
 	s.informers = []informerOf{{s.cache, &fnv1.Function{}}, {creds, &corev1.Namespace{}}, {creds, &corev1.Secret{}}, {jwtKeys, &corev1.Secret{}}}
