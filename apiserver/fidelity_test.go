@@ -323,6 +323,12 @@ func TestClientIPRequestHeader(t *testing.T) {
 	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: old.str("$id")}, e)).To(gomega.Succeed())
 	g.Expect(e.Spec.Headers).To(gomega.Equal(map[string]string{clientIPHeader: "127.0.0.1"}))
 	expectError(t, p.api().create(t, fn, map[string]any{"headers": map[string]string{clientIPHeader: "1.2.3.4"}}), 400, errArgumentInvalid)
+	// The most headers a caller may send, and the client IP, fit the CRD.
+	most := map[string]string{}
+	for i := range maxHeaders {
+		most[fmt.Sprintf("h%d", i)] = "v"
+	}
+	expectCode(t, p.api().create(t, fn, map[string]any{"headers": most, "async": true}), 202)
 }
 
 // labelObject sets a label on a namespace or a Function (a merge patch:
