@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -50,11 +52,13 @@ func runJWT(args []string, stdout, stderr io.Writer) int {
 	userID := fs.String("user", "", "user ID (the userId claim)")
 	sessionID := fs.String("session", "", "session ID (the sessionId claim); random if empty")
 	ttl := fs.Duration("ttl", apiserver.JWTMaxAge, "lifetime of the token, at most 15m")
+	m := membershipFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *userID == "" || (*keyFile == "") == (*project == "") {
-		fmt.Fprintln(stderr, "usage: kfn jwt --user ID (--key-file FILE | --project NAMESPACE) [--session ID] [--ttl 15m]")
+		fmt.Fprintln(stderr, "usage: kfn jwt --user ID (--key-file FILE | --project NAMESPACE) [--session ID] [--ttl 15m] "+
+			"[--team ID[=ROLE,...]]... [--membership ID]... [--label NAME]... [--verified | --unverified]")
 		return 2
 	}
 	if !apiserver.ValidUID(*userID) {
@@ -75,13 +79,62 @@ func runJWT(args []string, stdout, stderr io.Writer) int {
 	if *sessionID == "" {
 		*sessionID = apiserver.NewID()
 	}
-	token, err := apiserver.MintJWT(key, *userID, *sessionID, time.Now(), *ttl)
+	membership, err := m.membership()
+	if err != nil {
+		fmt.Fprintln(stderr, "kfn jwt:", err)
+		return 2
+	}
+	token, err := apiserver.MintUserJWT(key, *userID, *sessionID, membership, time.Now(), *ttl)
 	if err != nil {
 		fmt.Fprintln(stderr, "kfn jwt:", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, token)
 	return 0
+}
+
+// jwtMembership is what `kfn jwt` flags say of the user's membership, the
+// claims that give team:, member:, label: and verified roles.
+type jwtMembership struct {
+	teams               map[string][]string
+	memberships, labels []string
+	verified            bool
+	unverified          bool
+}
+
+func membershipFlags(fs *flag.FlagSet) *jwtMembership {
+	m := &jwtMembership{teams: map[string][]string{}}
+	fs.Func("team", "a team the user is a confirmed member of, with the user's roles in it: ID or ID=ROLE,ROLE (repeatable)", func(v string) error {
+		id, roles, _ := strings.Cut(v, "=")
+		m.teams[id] = append(m.teams[id], strings.FieldsFunc(roles, func(r rune) bool { return r == ',' })...)
+		return nil
+	})
+	fs.Func("membership", "the ID of one of the user's confirmed memberships (repeatable)", func(v string) error {
+		m.memberships = append(m.memberships, v)
+		return nil
+	})
+	fs.Func("label", "one of the user's labels (repeatable)", func(v string) error {
+		m.labels = append(m.labels, v)
+		return nil
+	})
+	fs.BoolVar(&m.verified, "verified", false, "the user's email or phone is verified (users/verified roles match)")
+	fs.BoolVar(&m.unverified, "unverified", false, "the user's email and phone are not verified (users/unverified roles match)")
+	return m
+}
+
+// membership is the token's claims (MintUserJWT checks their values).
+func (m *jwtMembership) membership() (apiserver.Membership, error) {
+	out := apiserver.Membership{Memberships: m.memberships, Labels: m.labels}
+	if len(m.teams) > 0 {
+		out.Teams = m.teams
+	}
+	switch {
+	case m.verified && m.unverified:
+		return out, errors.New("--verified and --unverified exclude each other")
+	case m.verified || m.unverified:
+		out.Verified = &m.verified
+	}
+	return out, nil
 }
 
 // readProjectJWTKey reads a project's signing key through the kubeconfig.

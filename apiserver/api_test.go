@@ -90,7 +90,8 @@ func TestCreateSyncAndFormats(t *testing.T) {
 			r.str("errors") != "warn:json" || r.str("requestMethod") != "PUT" || r.str("requestPath") != "/a?b=1" {
 			t.Fatalf("%s record: %s", f, r.raw)
 		}
-		if hs := r.body["requestHeaders"].([]any); len(hs) != 1 || hs[0].(map[string]any)["name"] != "content-type" {
+		// (1.9 adds the caller's IP: TestClientIPRequestHeader.)
+		if hs := r.body["requestHeaders"].([]any); len(hs) != map[bool]int{false: 1, true: 2}[f == ""] || hs[0].(map[string]any)["name"] != "content-type" {
 			t.Fatalf("%s requestHeaders keep only allow-listed ones: %v", f, hs)
 		}
 		for _, old := range []string{"statusCode", "response", "stdout", "stderr"} {
@@ -183,7 +184,7 @@ func TestCreateValidation(t *testing.T) {
 	expectCode(t, r, 201)
 	e := &fnv1.Execution{}
 	gomega.NewWithT(t).Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: r.str("$id")}, e)).To(gomega.Succeed())
-	if len(e.Spec.Headers) != 1 || e.Spec.Headers["content-type"] != "a/b" {
+	if len(e.Spec.Headers) != 2 || e.Spec.Headers["content-type"] != "a/b" || e.Spec.Headers[clientIPHeader] != "127.0.0.1" {
 		t.Fatalf("headers: %v", e.Spec.Headers)
 	}
 	expectError(t, v16.create(t, fn, map[string]any{"scheduledAt": "2030-01-01T00:00:00.000+00:00"}), 400, errBadRequest)

@@ -66,6 +66,8 @@ type caller struct {
 	jwt       string
 	keyName   string
 	scopes    map[string]bool
+	// userRoles are a user's Appwrite roles (userRoles).
+	userRoles []string
 }
 
 // roleScopes are the scopes of guests and users (Appwrite's roles.php):
@@ -85,7 +87,7 @@ func (c caller) has(scope string) bool {
 func (c caller) roles() []string {
 	switch c.kind {
 	case user:
-		return []string{"any", "users", "user:" + c.userID}
+		return c.userRoles
 	case guest:
 		return []string{"any", "guests"}
 	}
@@ -126,7 +128,8 @@ func (s *Server) authenticate(ctx context.Context, namespace, key, token string)
 		if err != nil {
 			return caller{}, newErrorf(errJWTInvalid, "Failed to verify JWT. %v", err)
 		}
-		return caller{kind: user, userID: claims.UserID, sessionID: claims.SessionID, jwt: token, scopes: roleScopes[user]}, nil
+		return caller{kind: user, userID: claims.UserID, sessionID: claims.SessionID, jwt: token, scopes: roleScopes[user],
+			userRoles: userRoles(claims.UserID, claims.Membership)}, nil
 	}
 	return caller{kind: guest, scopes: roleScopes[guest]}, nil
 }
@@ -179,10 +182,12 @@ func APIKeyData(name, key string, scopes ...string) map[string][]byte {
 	}
 }
 
-// Claims are the claims of an Appwrite user JWT.
+// Claims are the claims of an Appwrite user JWT, and, in kfn-minted
+// tokens, the user's Membership.
 type Claims struct {
 	UserID    string `json:"userId"`
 	SessionID string `json:"sessionId"`
+	Membership
 	jwt.RegisteredClaims
 }
 
@@ -233,6 +238,9 @@ func VerifyAppwriteJWT(token string, key []byte, now time.Time) (*Claims, error)
 	if claims.UserID == "" || !ValidUID(claims.UserID) {
 		return nil, errors.New("token has no valid userId claim")
 	}
+	// Appwrite's tokens carry no membership: its claims are kfn's contract,
+	// vouched for by the kfn key only.
+	claims.Membership = Membership{}
 	return claims, nil
 }
 
@@ -258,18 +266,29 @@ func VerifyJWT(token string, key []byte, now time.Time) (*Claims, error) {
 	if claims.UserID == "" || !ValidUID(claims.UserID) {
 		return nil, errors.New("token has no valid userId claim")
 	}
+	if err := claims.Membership.validate(); err != nil {
+		return nil, err
+	}
 	return claims, nil
 }
 
 // MintJWT signs a user JWT the facade accepts.
 func MintJWT(key []byte, userID, sessionID string, now time.Time, ttl time.Duration) (string, error) {
+	return MintUserJWT(key, userID, sessionID, Membership{}, now, ttl)
+}
+
+// MintUserJWT signs a user JWT that also tells the user's membership.
+func MintUserJWT(key []byte, userID, sessionID string, m Membership, now time.Time, ttl time.Duration) (string, error) {
 	if len(key) == 0 {
 		return "", errors.New("empty signing key")
+	}
+	if err := m.validate(); err != nil {
+		return "", err
 	}
 	if ttl <= 0 || ttl > JWTMaxAge {
 		ttl = JWTMaxAge
 	}
-	claims := Claims{UserID: userID, SessionID: sessionID, RegisteredClaims: jwt.RegisteredClaims{
+	claims := Claims{UserID: userID, SessionID: sessionID, Membership: m, RegisteredClaims: jwt.RegisteredClaims{
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}}

@@ -40,7 +40,7 @@ func (s *Server) createExecution(ctx context.Context, r request) (int, any, *api
 		return 0, nil, aerr
 	}
 	if async {
-		return s.answerAsync(ctx, r, exec, events)
+		return s.answerAsync(ctx, r, fn, exec, events)
 	}
 	return s.answerSync(ctx, r, fn, exec, events)
 }
@@ -61,6 +61,13 @@ func (s *Server) submit(ctx context.Context, r request, fn *fnv1.Function, id st
 	p, aerr := parseCreate(raw, r.format, time.Now())
 	if aerr != nil {
 		return nil, false, aerr
+	}
+	if r.clientIP != "" {
+		// As Appwrite sets it: callers cannot (parseHeaders).
+		if p.headers == nil {
+			p.headers = map[string]string{}
+		}
+		p.headers[clientIPHeader] = r.clientIP
 	}
 	exec, secrets, err := newExecution(s.writer.Scheme(), r.project, id, fn, p, r.caller)
 	if err != nil {
@@ -145,7 +152,7 @@ func newExecution(scheme *runtime.Scheme, namespace, id string, fn *fnv1.Functio
 
 // answerAsync answers an asynchronous create once the cache has the new
 // Execution, so reads that follow find it.
-func (s *Server) answerAsync(ctx context.Context, r request, exec *fnv1.Execution, events <-chan struct{}) (int, any, *apiError) {
+func (s *Server) answerAsync(ctx context.Context, r request, fn *fnv1.Function, exec *fnv1.Execution, events <-chan struct{}) (int, any, *apiError) {
 	seen, ok := s.await(ctx, client.ObjectKeyFromObject(exec), events, s.opts.CacheWait, func(*fnv1.Execution) bool { return true })
 	if ok {
 		// Finished already, its outputs may be large: read them.
@@ -154,7 +161,7 @@ func (s *Server) answerAsync(ctx context.Context, r request, exec *fnv1.Executio
 			return 0, nil, aerr
 		}
 	}
-	return http.StatusAccepted, toRecord(exec, r.caller.kind == apiKey).render(r.format), nil
+	return http.StatusAccepted, toRecord(exec, fn, r.caller.kind == apiKey).render(r.format), nil
 }
 
 // answerSync waits for a synchronous execution to finish and answers its
@@ -176,8 +183,8 @@ func (s *Server) answerSync(ctx context.Context, r request, fn *fnv1.Function, e
 			return 0, nil, aerr
 		}
 	}
-	rec := toRecord(exec, r.caller.kind == apiKey)
-	rec.AllResponseHeaders = true
+	rec := toRecord(exec, fn, r.caller.kind == apiKey)
+	rec.SyncAnswer = true
 	if !done {
 		// Before 1.6 Appwrite answers a wait that ran out with a failed
 		// record (its executor's timeout); here the execution goes on, and
@@ -185,7 +192,7 @@ func (s *Server) answerSync(ctx context.Context, r request, fn *fnv1.Function, e
 		rec.Status, rec.StatusCode = string(fnv1.PhaseFailed), http.StatusInternalServerError
 		if r.caller.kind == apiKey {
 			rec.Stderr = fmt.Sprintf("Operation timed out: the synchronous wait ended after %s; the execution goes on, see GET /v1/functions/%s/executions/%s",
-				bound, fn.Name, exec.Name)
+				bound, rec.FunctionID, exec.Name)
 		}
 	}
 	body := rec.render(r.format)

@@ -26,6 +26,8 @@ const (
 	errExecutionRunning   = "execution_in_progress"
 	errSyncTimeout        = "function_synchronous_timeout"
 	errServiceUnavailable = "general_service_disabled"
+	errUnknownOrigin      = "general_unknown_origin"
+	errServerError        = "general_server_error"
 )
 
 var errorTypes = map[string]struct {
@@ -48,6 +50,8 @@ var errorTypes = map[string]struct {
 	errExecutionRunning:   {400, "Can't delete ongoing execution. Please wait for execution to finish before deleting it."},
 	errSyncTimeout:        {408, "Synchronous function execution timed out. Use asynchronous execution instead, or ensure the execution duration doesn't exceed 30 seconds."},
 	errServiceUnavailable: {503, "The requested service is not ready yet. Please try again in a moment."},
+	errUnknownOrigin:      {403, "The request originated from an unknown origin. If you trust this domain, please list it as a trusted platform in the Appwrite console."},
+	errServerError:        {500, "An internal server error occurred."},
 	errRuntimeUnsupported: {404, "The requested runtime is either inactive or unsupported. Please check the value of the _APP_FUNCTIONS_RUNTIMES environment variable."},
 	errDeploymentNotFound: {404, "Deployment not found. Create a deployment before trying to execute a function"},
 	errBuildNotReady:      {400, "Build with the requested ID is building and not ready for execution."},

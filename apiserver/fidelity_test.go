@@ -1,8 +1,11 @@
 package apiserver
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,4 +261,133 @@ func TestSyncHeaderAndLegacyFormat(t *testing.T) {
 		expectError(t, a.create(t, fn, nil), 400, errArgumentInvalid)
 		expectError(t, a.list(t, fn, nil, nil), 400, errArgumentInvalid)
 	}
+}
+
+// Appwrite 1.4+ stores no response body: only the synchronous create's
+// answer shows responseBody; 1.0–1.3 records keep their response.
+func TestResponseBodyOnlyFromSyncCreate(t *testing.T) {
+	p := newProject(t)
+	fn := p.function(t, "body", nil)
+	for _, f := range []string{"1.4.0", "1.6.0", ""} {
+		a := p.api().with(func(a *api) { a.format = f })
+		r := a.create(t, fn, map[string]any{"body": "b"})
+		expectCode(t, r, 201)
+		if r.str("responseBody") != "echo:b" {
+			t.Fatalf("%q: sync answer %s", f, r.raw)
+		}
+		got := a.get(t, fn, r.str("$id"))
+		if v, ok := got.body["responseBody"]; !ok || v != "" {
+			t.Errorf("%q: get shows responseBody %v", f, v)
+		}
+		list := a.list(t, fn, []string{`{"method":"equal","attribute":"$id","values":["` + r.str("$id") + `"]}`}, nil)
+		if f == "1.4.0" {
+			list = a.list(t, fn, []string{`equal("$id", ["` + r.str("$id") + `"])`}, nil)
+		}
+		if items := list.executions(); len(items) != 1 || items[0]["responseBody"] != "" {
+			t.Errorf("%q: list %s", f, list.raw)
+		}
+		if got := p.api().with(func(a *api) { a.format = "1.0.0" }).get(t, fn, r.str("$id")); got.str("response") != "echo:b" {
+			t.Errorf("1.0.0 get: %s", got.raw)
+		}
+	}
+}
+
+// Every Execution the facade creates carries the caller's IP, as seen
+// through the trusted proxies, in x-appwrite-client-ip; 1.9 records show
+// it among their request headers, older ones keep Appwrite's first list.
+func TestClientIPRequestHeader(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "ip", nil)
+	a := p.api().with(func(a *api) { a.headers = map[string]string{"X-Forwarded-For": "203.0.113.7"} })
+	r := a.create(t, fn, map[string]any{"headers": map[string]string{"content-type": "text/plain", "x-other": "1"}})
+	expectCode(t, r, 201)
+	headers := func(r response) map[string]string {
+		out := map[string]string{}
+		items, _ := r.body["requestHeaders"].([]any)
+		for _, h := range items {
+			m := h.(map[string]any)
+			out[m["name"].(string)] = m["value"].(string)
+		}
+		return out
+	}
+	g.Expect(headers(r)).To(gomega.Equal(map[string]string{"content-type": "text/plain", clientIPHeader: "203.0.113.7"}))
+	v18 := headers(p.api().with(func(a *api) { a.format = "1.8.0" }).get(t, fn, r.str("$id")))
+	g.Expect(v18).To(gomega.Equal(map[string]string{"content-type": "text/plain"}))
+	e := &fnv1.Execution{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: r.str("$id")}, e)).To(gomega.Succeed())
+	g.Expect(e.Spec.Headers).To(gomega.HaveKeyWithValue(clientIPHeader, "203.0.113.7"))
+	// A 1.0 create carries it too (the function sees it), and a caller
+	// cannot set it.
+	old := p.api().with(func(a *api) { a.format = "1.4.0" }).create(t, fn, map[string]any{"headers": map[string]string{clientIPHeader: "1.2.3.4"}})
+	g.Expect(k8s.Get(bg, types.NamespacedName{Namespace: p.name, Name: old.str("$id")}, e)).To(gomega.Succeed())
+	g.Expect(e.Spec.Headers).To(gomega.Equal(map[string]string{clientIPHeader: "127.0.0.1"}))
+	expectError(t, p.api().create(t, fn, map[string]any{"headers": map[string]string{clientIPHeader: "1.2.3.4"}}), 400, errArgumentInvalid)
+	// The most headers a caller may send, and the client IP, fit the CRD.
+	most := map[string]string{}
+	for i := range maxHeaders {
+		most[fmt.Sprintf("h%d", i)] = "v"
+	}
+	expectCode(t, p.api().create(t, fn, map[string]any{"headers": most, "async": true}), 202)
+}
+
+// labelObject sets a label on a namespace or a Function (a merge patch:
+// the operator may be writing the Function).
+func labelObject(t *testing.T, obj client.Object, key, value string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, key, value)
+	gomega.NewWithT(t).Expect(k8s.Patch(bg, obj, client.RawPatch(types.MergePatchType, []byte(patch)))).To(gomega.Succeed())
+}
+
+// Appwrite IDs that are no Kubernetes names reach their project and
+// function through the ID labels, and answers show them; the object names
+// still work. An ID two objects claim, or a label that is no Appwrite ID,
+// is refused clearly.
+func TestAppwriteIDs(t *testing.T) {
+	g := gomega.NewWithT(t)
+	p := newProject(t)
+	fn := p.function(t, "my-func", nil)
+	projectID, functionID := "MyProject_"+p.name[2:], "My_Func.1"
+	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.name}}, LabelProjectID, projectID)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: fn, Namespace: p.name}}, LabelFunctionID, functionID)
+	byID := api{project: projectID, key: p.key}
+	var r response
+	g.Eventually(func() int { r = byID.create(t, functionID, map[string]any{"body": "id"}); return r.code }, eventually, 50*time.Millisecond).Should(gomega.Equal(201))
+	g.Expect(r.str("functionId")).To(gomega.Equal(functionID))
+	g.Expect(r.str("responseBody")).To(gomega.Equal("echo:id"))
+	id := r.str("$id")
+	g.Expect(byID.get(t, functionID, id).str("functionId")).To(gomega.Equal(functionID))
+	g.Expect(byID.list(t, functionID, nil, nil).ids()).To(gomega.ContainElement(id))
+	// The names still work, and answer the Appwrite IDs; search finds the ID.
+	g.Expect(p.api().get(t, fn, id).str("functionId")).To(gomega.Equal(functionID))
+	v10 := byID.with(func(a *api) { a.format = "1.0.0" })
+	g.Expect(v10.list(t, functionID, nil, url.Values{"search": {"my_func"}}).ids()).To(gomega.ContainElement(id))
+	// A scope error names the project by its ID.
+	addKey(t, p.name, "read-only-"+p.key, "execution.read")
+	g.Eventually(func() string {
+		return api{project: projectID, key: "read-only-" + p.key}.create(t, functionID, nil).str("message")
+	}, eventually, 50*time.Millisecond).Should(gomega.HavePrefix("app." + projectID + "@service."))
+
+	// Two Functions claiming one ID.
+	twin := p.function(t, "twin", nil)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: twin, Namespace: p.name}}, LabelFunctionID, functionID)
+	g.Eventually(func() int { return byID.get(t, functionID, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(500))
+	r = byID.create(t, functionID, nil)
+	expectError(t, r, 500, errServerError)
+	g.Expect(r.str("message")).To(gomega.And(gomega.ContainSubstring("my-func, twin"), gomega.ContainSubstring(LabelFunctionID)))
+	// A label that is no Appwrite ID (valid as a label value).
+	long := strings.Repeat("x", 40)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: twin, Namespace: p.name}}, LabelFunctionID, long)
+	g.Eventually(func() int { return p.api().get(t, twin, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(500))
+	expectError(t, p.api().list(t, long, nil, nil), 500, errServerError)
+	expectCode(t, byID.get(t, functionID, id), 200)
+
+	// Two namespaces claiming one project ID.
+	q := newProject(t)
+	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: q.name}}, LabelProjectID, projectID)
+	g.Eventually(func() int { return byID.get(t, functionID, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(500))
+	r = byID.get(t, functionID, id)
+	expectError(t, r, 500, errServerError)
+	g.Expect(r.str("message")).To(gomega.ContainSubstring(LabelProjectID))
+	expectCode(t, p.api().get(t, fn, id), 200)
 }

@@ -11,7 +11,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,14 +32,11 @@ func NewID() string {
 // when it is missing, or disabled and hidden from the caller (see
 // hidesDisabled).
 func (s *Server) function(ctx context.Context, r request, creating bool) (*fnv1.Function, *apiError) {
-	fn := &fnv1.Function{}
-	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: r.project, Name: r.functionID}, fn); err != nil {
-		if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) {
-			return nil, newError(errFunctionNotFound)
-		}
-		return nil, internalError(err)
+	fn, aerr := s.resolveFunction(ctx, r.project, r.functionID)
+	if aerr != nil {
+		return nil, aerr
 	}
-	if !fn.IsEnabled() && hidesDisabled(r, creating) {
+	if fn == nil || !fn.IsEnabled() && hidesDisabled(r, creating) {
 		return nil, newError(errFunctionNotFound)
 	}
 	return fn, nil
@@ -58,17 +54,18 @@ func hidesDisabled(r request, creating bool) bool {
 }
 
 // execution returns an execution of the request's function (which must
-// exist) that the caller may see: the index's object, read-only, which may
-// lack its outputs (see withOutputs).
-func (s *Server) execution(ctx context.Context, r request) (*fnv1.Execution, *apiError) {
-	if _, aerr := s.function(ctx, r, false); aerr != nil {
-		return nil, aerr
+// exist) that the caller may see, and the function: the index's object,
+// read-only, which may lack its outputs (see withOutputs).
+func (s *Server) execution(ctx context.Context, r request) (*fnv1.Execution, *fnv1.Function, *apiError) {
+	fn, aerr := s.function(ctx, r, false)
+	if aerr != nil {
+		return nil, nil, aerr
 	}
 	e, ok := s.index.Get(r.project, r.executionID)
-	if !ok || e.Spec.FunctionName != r.functionID || !r.caller.canSee(e.Spec.UserID) {
-		return nil, newError(errExecutionNotFound)
+	if !ok || e.Spec.FunctionName != fn.Name || !r.caller.canSee(e.Spec.UserID) {
+		return nil, nil, newError(errExecutionNotFound)
 	}
-	return e, nil
+	return e, fn, nil
 }
 
 func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiError) {
@@ -76,10 +73,11 @@ func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiE
 	if aerr != nil {
 		return 0, nil, aerr
 	}
-	if _, aerr := s.function(ctx, r, false); aerr != nil {
+	fn, aerr := s.function(ctx, r, false)
+	if aerr != nil {
 		return 0, nil, aerr
 	}
-	total, page, aerr := s.listPage(r, plan)
+	total, page, aerr := s.listPage(r, fn, plan)
 	if aerr != nil {
 		return 0, nil, aerr
 	}
@@ -89,24 +87,24 @@ func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiE
 	}
 	recs := make([]record, len(page))
 	for i, e := range page {
-		recs[i] = toRecord(e, r.caller.kind == apiKey)
+		recs[i] = toRecord(e, fn, r.caller.kind == apiKey)
 	}
 	return http.StatusOK, renderList(total, recs, r.format), nil
 }
 
 func (s *Server) getExecution(ctx context.Context, r request) (int, any, *apiError) {
-	e, aerr := s.execution(ctx, r)
+	e, fn, aerr := s.execution(ctx, r)
 	if aerr != nil {
 		return 0, nil, aerr
 	}
 	if e, aerr = s.withOutputs(ctx, e); aerr != nil {
 		return 0, nil, aerr
 	}
-	return http.StatusOK, toRecord(e, r.caller.kind == apiKey).render(r.format), nil
+	return http.StatusOK, toRecord(e, fn, r.caller.kind == apiKey).render(r.format), nil
 }
 
 func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *apiError) {
-	e, aerr := s.execution(ctx, r)
+	e, _, aerr := s.execution(ctx, r)
 	if aerr != nil {
 		return 0, nil, aerr
 	}

@@ -48,7 +48,8 @@ func offlineFacade(tb testing.TB, o Options, funcs *interceptor.Funcs) *Server {
 			Data:       map[string][]byte{JWTSecretKey: offlineJWTKey},
 		},
 		fn("fn"), fn("open", "any"), fn("users", "users"),
-	)
+	).WithIndex(&corev1.Namespace{}, indexProjectID, labelIndex(LabelProjectID)).
+		WithIndex(&fnv1.Function{}, indexFunctionID, labelIndex(LabelFunctionID))
 	if funcs != nil {
 		b = b.WithInterceptorFuncs(*funcs)
 	}

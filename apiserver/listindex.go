@@ -18,7 +18,7 @@ import (
 // to offset+limit, and count from the partitions' sizes: their cost does
 // not grow with the history. Any other list reads the caller's executions
 // through the attribute table, without copying them.
-func (s *Server) listPage(r request, p listPlan) (int, []*fnv1.Execution, *apiError) {
+func (s *Server) listPage(r request, fn *fnv1.Function, p listPlan) (int, []*fnv1.Execution, *apiError) {
 	if r.caller.kind == guest {
 		// Guests see no execution (and have no read scope): answer as for
 		// an empty function.
@@ -29,11 +29,11 @@ func (s *Server) listPage(r request, p listPlan) (int, []*fnv1.Execution, *apiEr
 	if r.caller.kind == apiKey {
 		user = ""
 	}
-	v := s.index.View(r.project, r.functionID, user)
+	v := s.index.View(r.project, fn.Name, user)
 	if q, tiesAsc, ok := p.indexQuery(); ok {
 		return s.walkIndexed(v, r.project, p, q, tiesAsc)
 	}
-	return s.scan(v, r, p)
+	return s.scan(v, r, fn, p)
 }
 
 // indexQuery is the index walk that answers the plan, if one does: filters
@@ -196,17 +196,24 @@ func walkTiesFlipped(v execindex.View, q execindex.Query, cursorAt *time.Time, v
 
 // scan answers any plan by reading each execution of the view through
 // the attribute table; only the page is kept.
-func (s *Server) scan(v execindex.View, r request, p listPlan) (int, []*fnv1.Execution, *apiError) {
+func (s *Server) scan(v execindex.View, r request, fn *fnv1.Function, p listPlan) (int, []*fnv1.Execution, *apiError) {
 	narrow, _ := p.indexFilter() // only the partitions the filters may match
+	// Search matches the function's Appwrite ID.
+	appwriteID := functionAppwriteID(fn)
+	summary := func(e *fnv1.Execution) record {
+		rec := summarize(e)
+		rec.FunctionID = appwriteID
+		return rec
+	}
 	all := func(yield func(record) bool) {
-		_ = v.Walk(execindex.Query{Filter: narrow}, func(e *fnv1.Execution) bool { return yield(summarize(e)) })
+		_ = v.Walk(execindex.Query{Filter: narrow}, func(e *fnv1.Execution) bool { return yield(summary(e)) })
 	}
 	cursor := func(id string) (record, bool) {
 		e, ok := s.index.Get(r.project, id)
-		if !ok || e.Spec.FunctionName != r.functionID || !r.caller.canSee(e.Spec.UserID) {
+		if !ok || e.Spec.FunctionName != fn.Name || !r.caller.canSee(e.Spec.UserID) {
 			return record{}, false
 		}
-		return summarize(e), true
+		return summary(e), true
 	}
 	total, recs, aerr := p.run(all, cursor)
 	if aerr != nil {

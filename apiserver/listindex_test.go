@@ -137,7 +137,7 @@ func TestIndexedListsAsScanned(t *testing.T) {
 			t.Fatalf("%v: not an index walk", queries)
 		}
 		r := request{format: f, project: offlineProject, caller: who, functionID: "fn"}
-		total, page, aerr := s.listPage(r, p)
+		total, page, aerr := s.listPage(r, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: "fn"}}, p)
 		wantTotal, want, wantErr := runRecords(p, visibleTo(who, execs))
 		if (aerr == nil) != (wantErr == nil) || (aerr != nil && aerr.Type != wantErr.Type) {
 			t.Fatalf("%s %v: error %v, scan %v", f.name, queries, aerr, wantErr)
@@ -320,8 +320,8 @@ func TestObjectJSONAsEncodingJSON(t *testing.T) {
 	e.Spec.Headers, e.Spec.UserID = map[string]string{"Content-Type": tricky}, "alice"
 	e.Status.Duration = 1e-7
 	for _, f := range []string{"1.0.0", "1.4.0", "1.6.0", "1.9.0"} {
-		rec := toRecord(e, true)
-		rec.AllResponseHeaders = true
+		rec := toRecord(e, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: e.Spec.FunctionName}}, true)
+		rec.SyncAnswer = true
 		for _, o := range []object{rec.render(parseFormat(f)), renderList(3, []record{rec, rec}, parseFormat(f))} {
 			got, err := o.MarshalJSON()
 			if err != nil {

@@ -4,22 +4,21 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Keys of values middleware keeps in the gin context.
 const (
 	ctxFormat    = "kfn.format"
-	ctxProject   = "kfn.project"
+	ctxProject   = "kfn.project" // the namespace
+	ctxProjectID = "kfn.projectId"
 	ctxCaller    = "kfn.caller"
 	ctxErrorType = "kfn.errorType"
 )
@@ -107,24 +106,35 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
-// cors lets the web SDK call the facade from a browser: Appwrite allows
-// the request's origin with credentials.
+// cors lets the web SDK call the facade from a browser. A preflight names
+// no project, so, as Appwrite, it allows the request's origin; an actual
+// request gets the CORS headers here when its origin is one Appwrite
+// always allows, else from checkOrigin once its project is known.
 func cors(c *gin.Context) {
 	origin := c.GetHeader("Origin")
-	if origin != "" {
-		h := c.Writer.Header()
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Allow-Credentials", "true")
-		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
-		h.Set("Access-Control-Allow-Headers", corsHeaders)
-		h.Set("Access-Control-Expose-Headers", "X-Fallback-Cookies, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Appwrite-Execution-Id")
-		h.Add("Vary", "Origin")
-	}
+	c.Writer.Header().Add("Vary", "Origin")
 	if c.Request.Method == http.MethodOptions {
+		setCORS(c, origin)
 		c.AbortWithStatus(http.StatusNoContent)
 		return
 	}
+	if u, err := url.Parse(origin); err == nil && alwaysAllowedHost(strings.ToLower(u.Hostname()), c.Request) {
+		setCORS(c, origin)
+	}
 	c.Next()
+}
+
+// setCORS allows a browser origin to read the answer, with credentials.
+func setCORS(c *gin.Context, origin string) {
+	if origin == "" {
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
+	h.Set("Access-Control-Allow-Headers", corsHeaders)
+	h.Set("Access-Control-Expose-Headers", "X-Fallback-Cookies, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, X-Appwrite-Execution-Id")
 }
 
 func readFormat(c *gin.Context) {
@@ -152,28 +162,30 @@ func formatOf(c *gin.Context) format {
 
 func callerOf(c *gin.Context) caller { return c.MustGet(ctxCaller).(caller) }
 
-// project resolves X-Appwrite-Project to an opted-in namespace and
-// authenticates the caller in it.
+// project resolves X-Appwrite-Project to an opted-in namespace (by its
+// Appwrite project ID, see resolveProject) and authenticates the caller in
+// it.
 func (s *Server) project(c *gin.Context) {
-	name := c.GetHeader("X-Appwrite-Project")
-	if name == "" {
-		name = c.Query("project")
+	id := c.GetHeader("X-Appwrite-Project")
+	if id == "" {
+		id = c.Query("project")
 	}
-	if name == "" {
+	if id == "" {
 		abort(c, newError(errProjectUnknown))
 		return
 	}
-	ns := &corev1.Namespace{}
-	if err := s.projects.Get(c, types.NamespacedName{Name: name}, ns); err != nil {
-		if apierrors.IsNotFound(err) {
-			abort(c, newError(errProjectNotFound))
-			return
-		}
-		abort(c, internalError(err))
+	ns, aerr := s.resolveProject(c, id)
+	if aerr != nil {
+		abort(c, aerr)
 		return
 	}
-	c.Set(ctxProject, name)
-	who, aerr := s.authenticate(c, name, c.GetHeader("X-Appwrite-Key"), c.GetHeader("X-Appwrite-JWT"))
+	c.Set(ctxProject, ns.Name)
+	c.Set(ctxProjectID, id)
+	if aerr := checkOrigin(c, ns); aerr != nil {
+		abort(c, aerr)
+		return
+	}
+	who, aerr := s.authenticate(c, ns.Name, c.GetHeader("X-Appwrite-Key"), c.GetHeader("X-Appwrite-JWT"))
 	if aerr != nil {
 		abort(c, aerr)
 		return
@@ -214,5 +226,5 @@ func callerName(c *gin.Context, who caller) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	return "app." + c.GetString(ctxProject) + "@service." + host
+	return "app." + c.GetString(ctxProjectID) + "@service." + host
 }

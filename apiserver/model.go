@@ -36,11 +36,12 @@ type record struct {
 	Path         string
 	Headers      []header
 	ScheduledAt  *time.Time
-	// ResponseHeaders are all the function set; AllResponseHeaders shows
-	// them all (a synchronous create) instead of the allow-listed ones an
-	// Appwrite record keeps.
-	ResponseHeaders    []header
-	AllResponseHeaders bool
+	// ResponseHeaders are all the function set.
+	ResponseHeaders []header
+	// SyncAnswer marks the answer of a synchronous create, which shows what
+	// Appwrite answers without storing: every response header (a record
+	// keeps the allow-listed ones) and, from 1.4, the response body.
+	SyncAnswer bool
 	// src is the Execution read: a list that orders summaries renders its
 	// page from it.
 	src *fnv1.Execution
@@ -52,8 +53,14 @@ type header struct {
 }
 
 // requestHeaderAllowList are the request headers an Appwrite execution
-// record keeps (FUNCTION_ALLOWLIST_HEADERS_REQUEST).
+// record keeps (FUNCTION_ALLOWLIST_HEADERS_REQUEST); 1.9 adds
+// clientIPHeader.
 var requestHeaderAllowList = map[string]bool{"content-type": true, "agent": true, "content-length": true, "host": true}
+
+// clientIPHeader is the request header holding the caller's IP, which the
+// facade sets on every Execution it creates (Appwrite 1.6+ passes it to
+// the function; 1.9 records keep it).
+const clientIPHeader = "x-appwrite-client-ip"
 
 // responseHeaderAllowList are the response headers it keeps
 // (FUNCTION_ALLOWLIST_HEADERS_RESPONSE).
@@ -100,11 +107,13 @@ func summarize(e *fnv1.Execution) record {
 	return r
 }
 
-// toRecord reads an Execution, which must have its outputs (not a
-// stripped cached copy). showLogs is false for callers other than API
-// keys: Appwrite blanks stdout/stderr (logs/errors) for them.
-func toRecord(e *fnv1.Execution, showLogs bool) record {
+// toRecord reads an Execution of fn, which must have its outputs (not a
+// stripped cached copy), with fn's Appwrite ID. showLogs is false for
+// callers other than API keys: Appwrite blanks stdout/stderr (logs/errors)
+// for them.
+func toRecord(e *fnv1.Execution, fn *fnv1.Function, showLogs bool) record {
 	r := summarize(e)
+	r.FunctionID = functionAppwriteID(fn)
 	r.Permissions, r.Headers, r.Response = []string{}, []header{}, e.Status.Response
 	if showLogs {
 		r.Stdout, r.Stderr = e.Status.Stdout, e.Status.Stderr
@@ -113,8 +122,8 @@ func toRecord(e *fnv1.Execution, showLogs bool) record {
 		r.Permissions = []string{`read("user:` + e.Spec.UserID + `")`}
 	}
 	for k, v := range e.Spec.Headers {
-		if requestHeaderAllowList[strings.ToLower(k)] {
-			r.Headers = append(r.Headers, header{strings.ToLower(k), v})
+		if k := strings.ToLower(k); requestHeaderAllowList[k] || k == clientIPHeader {
+			r.Headers = append(r.Headers, header{k, v})
 		}
 	}
 	sort.Slice(r.Headers, func(i, j int) bool { return r.Headers[i].Name < r.Headers[j].Name })
@@ -128,11 +137,35 @@ func toRecord(e *fnv1.Execution, showLogs bool) record {
 func (r record) responseHeaders() []header {
 	shown := []header{}
 	for _, h := range r.ResponseHeaders {
-		if r.AllResponseHeaders || responseHeaderAllowList[h.Name] {
+		if r.SyncAnswer || responseHeaderAllowList[h.Name] {
 			shown = append(shown, h)
 		}
 	}
 	return shown
+}
+
+// requestHeaders are the request headers format f's record keeps: the
+// client IP from 1.9.
+func (r record) requestHeaders(f format) []header {
+	if f.atLeast(v1_9) {
+		return r.Headers
+	}
+	shown := make([]header, 0, len(r.Headers))
+	for _, h := range r.Headers {
+		if h.Name != clientIPHeader {
+			shown = append(shown, h)
+		}
+	}
+	return shown
+}
+
+// responseBody is the body formats 1.4+ show: Appwrite stores none, so
+// only a synchronous create's answer has it.
+func (r record) responseBody() string {
+	if r.SyncAnswer {
+		return r.Response
+	}
+	return ""
 }
 
 // reportedStatus is the status a format shows: before 1.6 a 4xx response

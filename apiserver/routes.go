@@ -46,6 +46,9 @@ type request struct {
 	functionID  string
 	executionID string // empty on the routes without one
 	query       url.Values
+	// clientIP is the caller's address as the facade sees it through its
+	// trusted proxies.
+	clientIP string
 	// body is read by create only, once it has checked that the caller
 	// may run the function; size is its Content-Length, -1 when unknown.
 	body io.Reader
@@ -71,6 +74,7 @@ func handle(h handler) gin.HandlerFunc {
 			functionID:  c.Param("functionId"),
 			executionID: c.Param("executionId"),
 			query:       c.Request.URL.Query(),
+			clientIP:    c.ClientIP(),
 			body:        c.Request.Body,
 			size:        c.Request.ContentLength,
 		})

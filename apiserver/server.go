@@ -193,6 +193,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the project cache: %w", err)
 	}
+	if err := indexIDs(context.Background(), projects, mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
 	s := newServer(opts, mgr.GetCache(), mgr.GetAPIReader(), mgr.GetClient(), projects)
 	s.cache = mgr.GetCache()
 	s.informers = []informerOf{{s.cache, &fnv1.Function{}}, {projects, &corev1.Namespace{}}}

@@ -86,8 +86,9 @@ type ExecutionSpec struct {
 	// +optional
 	Path string `json:"path,omitempty"`
 
-	// Headers of the request (Appwrite 1.4+).
-	// +kubebuilder:validation:MaxProperties=100
+	// Headers of the request (Appwrite 1.4+): at most 100 from the caller,
+	// and the x-appwrite-client-ip the facade adds.
+	// +kubebuilder:validation:MaxProperties=101
 	// +optional
 	Headers map[string]string `json:"headers,omitempty"`
 

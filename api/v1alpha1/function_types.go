@@ -59,12 +59,12 @@ type FunctionSpec struct {
 	Variables []Variable `json:"variables,omitempty"`
 
 	// Execute lists the Appwrite roles allowed to execute the function over
-	// HTTP: any, guests, users, user:ID, team:ID, team:ID/ROLE, member:ID
-	// (user and users may end in /verified or /unverified). Empty means only
-	// API keys may execute it.
+	// HTTP: any, guests, users, user:ID, team:ID, team:ID/ROLE, member:ID,
+	// label:NAME (user and users may end in /verified or /unverified).
+	// Empty means only API keys may execute it.
 	// +kubebuilder:validation:MaxItems=100
 	// +kubebuilder:validation:items:MaxLength=64
-	// +kubebuilder:validation:items:Pattern=`^(any|guests|users(/(verified|unverified))?|user:[A-Za-z0-9._-]{1,36}(/(verified|unverified))?|team:[A-Za-z0-9._-]{1,36}(/[A-Za-z0-9._-]{1,36})?|member:[A-Za-z0-9._-]{1,36})$`
+	// +kubebuilder:validation:items:Pattern=`^(any|guests|users(/(verified|unverified))?|user:[A-Za-z0-9._-]{1,36}(/(verified|unverified))?|team:[A-Za-z0-9._-]{1,36}(/[A-Za-z0-9._-]{1,36})?|member:[A-Za-z0-9._-]{1,36}|label:[A-Za-z0-9]{1,36})$`
 	// +optional
 	Execute []string `json:"execute,omitempty"`
 

@@ -10,6 +10,10 @@
 //   KFN_JWT         a user JWT (user "alice")
 //   KFN_JWT_RATE    another user's JWT, spent on the rate limit
 //   KFN_RATE_LIMIT  the facade's create limit per minute for formats < 1.4
+// Optional (their checks are skipped when unset):
+//   KFN_ID_PROJECT, KFN_ID_FUNCTION  the Appwrite IDs (ID labels) of that project and function
+//   KFN_TEAM_FUNCTION  a Function of the project only the role team:Ops/admin may execute
+//   KFN_JWT_TEAM       a JWT of user carol, a member of team Ops with the role admin
 'use strict';
 
 const env = (name) => {
@@ -24,6 +28,10 @@ const apiKey = env('KFN_API_KEY');
 const jwt = env('KFN_JWT');
 const jwtRate = env('KFN_JWT_RATE');
 const rateLimit = Number(env('KFN_RATE_LIMIT'));
+const idProject = process.env.KFN_ID_PROJECT;
+const idFunction = process.env.KFN_ID_FUNCTION;
+const teamFunction = process.env.KFN_TEAM_FUNCTION;
+const jwtTeam = process.env.KFN_JWT_TEAM;
 
 let failures = 0;
 let checks = 0;
@@ -91,6 +99,13 @@ async function legacy(name, sdk, server) {
   const guest = new sdk.Client().setEndpoint(endpoint).setProject(project);
   await expectError(name, 'guest may not list', AppwriteException, 401, 'general_unauthorized_scope', () => new sdk.Functions(guest).listExecutions(fn));
 
+  if (!server && teamFunction) {
+    const member = new sdk.Functions(new sdk.Client().setEndpoint(endpoint).setProject(project).setJWT(jwtTeam));
+    const run = await member.createExecution(teamFunction, 'team');
+    check(name, 'team:Ops/admin role', run.status === 'completed' && run.response === 'echo:team user:carol', run);
+    await expectError(name, 'not in the team', AppwriteException, 401, 'user_unauthorized', () => functions.createExecution(teamFunction, 'x'));
+  }
+
   // The 1.0 rate limit is per IP and user: the server SDK spends another
   // user's budget, the web SDK the guests'.
   const spender = new sdk.Functions(server
@@ -117,6 +132,7 @@ async function newest(name, sdk, server) {
   check(name, 'async create waits', async.status === 'waiting' && async.responseStatusCode === 0 && async.duration === 0, async);
   const done = await waitCompleted(() => functions.getExecution({ functionId: fn, executionId: async.$id }));
   check(name, 'async execution completes', done.status === 'completed', done);
+  check(name, 'responseBody only from a sync create', done.responseBody === '', done.responseBody);
 
   const filtered = await functions.listExecutions({ functionId: fn, queries: [Query.equal('status', ['completed']), Query.orderDesc('$createdAt'), Query.limit(1)] });
   check(name, 'queries: newest completed first', filtered.executions.length === 1 && filtered.executions[0].$id === async.$id, filtered);
@@ -128,6 +144,13 @@ async function newest(name, sdk, server) {
   check(name, 'or query', or.total === 2, or.total);
 
   await newestFilters(name, functions, Query, AppwriteException, sync.$id, async.$id);
+  await appwriteIDs(name, sdk, server);
+  if (!server && teamFunction) {
+    const member = new sdk.Functions(new sdk.Client().setEndpoint(endpoint).setProject(project).setJWT(jwtTeam));
+    const run = await member.createExecution({ functionId: teamFunction, body: 'team' });
+    check(name, 'team:Ops/admin role', run.status === 'completed' && run.responseBody === 'echo:team user:carol', run);
+    await expectError(name, 'not in the team', AppwriteException, 401, 'user_unauthorized', () => functions.createExecution({ functionId: teamFunction }));
+  }
 
   await expectError(name, 'missing execution', AppwriteException, 404, 'execution_not_found', () => functions.getExecution({ functionId: fn, executionId: 'missing' }));
   await expectError(name, 'missing function', AppwriteException, 404, 'function_not_found', () => functions.createExecution({ functionId: 'missing-fn' }));
@@ -148,6 +171,21 @@ async function newest(name, sdk, server) {
     await functions.deleteExecution({ functionId: fn, executionId: later.$id });
     await expectError(name, 'cancelled execution', AppwriteException, 404, 'execution_not_found', () => functions.getExecution({ functionId: fn, executionId: later.$id }));
   }
+}
+
+// Appwrite IDs that are no Kubernetes names reach the project and the
+// function through their ID labels; answers show the function's ID.
+async function appwriteIDs(name, sdk, server) {
+  if (!idProject) return;
+  const client = new sdk.Client().setEndpoint(endpoint).setProject(idProject);
+  if (server) client.setKey(apiKey); else client.setJWT(jwt);
+  const functions = new sdk.Functions(client);
+  const run = await functions.createExecution({ functionId: idFunction, body: 'ids' });
+  check(name, 'Appwrite IDs: create', run.functionId === idFunction && run.responseBody === 'echo:ids' + (server ? '' : ' user:alice'), run);
+  const got = await functions.getExecution({ functionId: idFunction, executionId: run.$id });
+  check(name, 'Appwrite IDs: get', got.functionId === idFunction && got.$id === run.$id, got);
+  const list = await functions.listExecutions({ functionId: idFunction, queries: [sdk.Query.equal('$id', [run.$id])] });
+  check(name, 'Appwrite IDs: list', list.total === 1 && list.executions[0].functionId === idFunction, list);
 }
 
 // The newest SDK's filters, on the two executions a and b (a older),

@@ -32,6 +32,11 @@ type Env struct {
 	JWT       string // user alice's JWT
 	JWTRate   string // user bob's JWT, spent on the rate limit
 	RateLimit int    // the facade's create limit per period for formats < 1.4
+	// Optional checks, skipped when empty: the project's and the
+	// function's Appwrite IDs (their ID labels), and a Function only the
+	// role team:Ops/admin may execute with the JWT of such a member.
+	IDProject, IDFunction   string
+	TeamFunction, JWTTeamOp string
 }
 
 // Run installs the locked SDK versions (once per package-lock.json) and runs
@@ -49,7 +54,9 @@ func Run(ctx context.Context, e Env) ([]byte, error) {
 	cmd.Env = append(os.Environ(),
 		"KFN_ENDPOINT="+e.Endpoint, "KFN_PROJECT="+e.Project, "KFN_FUNCTION="+e.Function,
 		"KFN_API_KEY="+e.APIKey, "KFN_JWT="+e.JWT, "KFN_JWT_RATE="+e.JWTRate,
-		fmt.Sprintf("KFN_RATE_LIMIT=%d", e.RateLimit))
+		fmt.Sprintf("KFN_RATE_LIMIT=%d", e.RateLimit),
+		"KFN_ID_PROJECT="+e.IDProject, "KFN_ID_FUNCTION="+e.IDFunction,
+		"KFN_TEAM_FUNCTION="+e.TeamFunction, "KFN_JWT_TEAM="+e.JWTTeamOp)
 	return cmd.CombinedOutput()
 }
 
