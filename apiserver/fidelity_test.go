@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // appwriteJWT signs a token as Appwrite's account.createJWT() does:
@@ -348,8 +349,8 @@ func TestAppwriteIDs(t *testing.T) {
 	p := newProject(t)
 	fn := p.function(t, "my-func", nil)
 	projectID, functionID := "MyProject_"+p.name[2:], "My_Func.1"
-	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.name}}, LabelProjectID, projectID)
-	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: fn, Namespace: p.name}}, LabelFunctionID, functionID)
+	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.name}}, kube.LabelProjectID, projectID)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: fn, Namespace: p.name}}, kube.LabelFunctionID, functionID)
 	byID := api{project: projectID, key: p.key}
 	var r response
 	g.Eventually(func() int { r = byID.create(t, functionID, map[string]any{"body": "id"}); return r.code }, eventually, 50*time.Millisecond).Should(gomega.Equal(201))
@@ -370,24 +371,24 @@ func TestAppwriteIDs(t *testing.T) {
 
 	// Two Functions claiming one ID.
 	twin := p.function(t, "twin", nil)
-	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: twin, Namespace: p.name}}, LabelFunctionID, functionID)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: twin, Namespace: p.name}}, kube.LabelFunctionID, functionID)
 	g.Eventually(func() int { return byID.get(t, functionID, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(500))
 	r = byID.create(t, functionID, nil)
 	expectError(t, r, 500, errServerError)
-	g.Expect(r.str("message")).To(gomega.And(gomega.ContainSubstring("my-func, twin"), gomega.ContainSubstring(LabelFunctionID)))
+	g.Expect(r.str("message")).To(gomega.And(gomega.ContainSubstring("my-func, twin"), gomega.ContainSubstring(kube.LabelFunctionID)))
 	// A label that is no Appwrite ID (valid as a label value).
 	long := strings.Repeat("x", 40)
-	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: twin, Namespace: p.name}}, LabelFunctionID, long)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: twin, Namespace: p.name}}, kube.LabelFunctionID, long)
 	g.Eventually(func() int { return p.api().get(t, twin, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(500))
 	expectError(t, p.api().list(t, long, nil, nil), 500, errServerError)
 	expectCode(t, byID.get(t, functionID, id), 200)
 
 	// Two namespaces claiming one project ID.
 	q := newProject(t)
-	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: q.name}}, LabelProjectID, projectID)
+	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: q.name}}, kube.LabelProjectID, projectID)
 	g.Eventually(func() int { return byID.get(t, functionID, id).code }, eventually, 50*time.Millisecond).Should(gomega.Equal(500))
 	r = byID.get(t, functionID, id)
 	expectError(t, r, 500, errServerError)
-	g.Expect(r.str("message")).To(gomega.ContainSubstring(LabelProjectID))
+	g.Expect(r.str("message")).To(gomega.ContainSubstring(kube.LabelProjectID))
 	expectCode(t, p.api().get(t, fn, id), 200)
 }

@@ -12,18 +12,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // Appwrite IDs may hold upper case, '.' and '_' (up to 36 characters);
 // Kubernetes names cannot. A project namespace and a Function may carry
-// their Appwrite ID in a label, which clients then use instead of the
-// object's name, and answers show.
-const (
-	// LabelProjectID is a project namespace's Appwrite project ID.
-	LabelProjectID = "functions.kfn.dev/project-id"
-	// LabelFunctionID is a Function's Appwrite function ID.
-	LabelFunctionID = "functions.kfn.dev/function-id"
-)
+// their Appwrite ID in a label (kube.LabelProjectID, kube.LabelFunctionID),
+// which clients then use instead of the object's name, and answers show;
+// the operator gives the function's pod the same IDs.
 
 // Cache indexes of the ID labels, so a request finds the object without
 // a scan.
@@ -46,10 +42,10 @@ func labelIndex(label string) client.IndexerFunc {
 // indexIDs adds the ID indexes to the caches the facade reads namespaces
 // and Functions from; before they start.
 func indexIDs(ctx context.Context, namespaces, functions client.FieldIndexer) error {
-	if err := namespaces.IndexField(ctx, &corev1.Namespace{}, indexProjectID, labelIndex(LabelProjectID)); err != nil {
+	if err := namespaces.IndexField(ctx, &corev1.Namespace{}, indexProjectID, labelIndex(kube.LabelProjectID)); err != nil {
 		return fmt.Errorf("indexing project IDs: %w", err)
 	}
-	if err := functions.IndexField(ctx, &fnv1.Function{}, indexFunctionID, labelIndex(LabelFunctionID)); err != nil {
+	if err := functions.IndexField(ctx, &fnv1.Function{}, indexFunctionID, labelIndex(kube.LabelFunctionID)); err != nil {
 		return fmt.Errorf("indexing function IDs: %w", err)
 	}
 	return nil
@@ -66,7 +62,7 @@ func (s *Server) resolveProject(ctx context.Context, id string) (*corev1.Namespa
 	for i := range list.Items {
 		items[i] = &list.Items[i]
 	}
-	ns, aerr := claimed(items, id, LabelProjectID, "namespace")
+	ns, aerr := claimed(items, id, kube.LabelProjectID, "namespace")
 	if aerr != nil || ns != nil {
 		return ns, aerr
 	}
@@ -77,7 +73,7 @@ func (s *Server) resolveProject(ctx context.Context, id string) (*corev1.Namespa
 		}
 		return nil, internalError(err)
 	}
-	if aerr := checkIDLabel(ns, LabelProjectID, "namespace"); aerr != nil {
+	if aerr := checkIDLabel(ns, kube.LabelProjectID, "namespace"); aerr != nil {
 		return nil, aerr
 	}
 	return ns, nil
@@ -95,7 +91,7 @@ func (s *Server) resolveFunction(ctx context.Context, namespace, id string) (*fn
 	for i := range list.Items {
 		items[i] = &list.Items[i]
 	}
-	fn, aerr := claimed(items, id, LabelFunctionID, "Function")
+	fn, aerr := claimed(items, id, kube.LabelFunctionID, "Function")
 	if aerr != nil || fn != nil {
 		return fn, aerr
 	}
@@ -106,7 +102,7 @@ func (s *Server) resolveFunction(ctx context.Context, namespace, id string) (*fn
 		}
 		return nil, internalError(err)
 	}
-	if aerr := checkIDLabel(fn, LabelFunctionID, "Function"); aerr != nil {
+	if aerr := checkIDLabel(fn, kube.LabelFunctionID, "Function"); aerr != nil {
 		return nil, aerr
 	}
 	return fn, nil
@@ -150,8 +146,5 @@ func invalidIDLabel(kind string, o client.Object, label, v string) *apiError {
 // functionAppwriteID is the ID answers show for a Function (its label is
 // checked when the Function is resolved).
 func functionAppwriteID(fn *fnv1.Function) string {
-	if v, ok := fn.Labels[LabelFunctionID]; ok {
-		return v
-	}
-	return fn.Name
+	return kube.AppwriteID(fn, kube.LabelFunctionID)
 }

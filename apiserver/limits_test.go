@@ -48,8 +48,8 @@ func offlineFacade(tb testing.TB, o Options, funcs *interceptor.Funcs) *Server {
 			Data:       map[string][]byte{JWTSecretKey: offlineJWTKey},
 		},
 		fn("fn"), fn("open", "any"), fn("users", "users"),
-	).WithIndex(&corev1.Namespace{}, indexProjectID, labelIndex(LabelProjectID)).
-		WithIndex(&fnv1.Function{}, indexFunctionID, labelIndex(LabelFunctionID))
+	).WithIndex(&corev1.Namespace{}, indexProjectID, labelIndex(kube.LabelProjectID)).
+		WithIndex(&fnv1.Function{}, indexFunctionID, labelIndex(kube.LabelFunctionID))
 	if funcs != nil {
 		b = b.WithInterceptorFuncs(*funcs)
 	}

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/test/sdk"
 )
 
@@ -22,8 +23,8 @@ func TestOfficialSDKs(t *testing.T) {
 	alice, bob := p.user(t, "alice"), p.user(t, "bob")
 	// Appwrite IDs, and a function only a team role may execute.
 	projectID, functionID := "Sdk_Project."+p.name[2:], "Sdk_Fn.1"
-	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.name}}, LabelProjectID, projectID)
-	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: fn, Namespace: p.name}}, LabelFunctionID, functionID)
+	labelObject(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.name}}, kube.LabelProjectID, projectID)
+	labelObject(t, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: fn, Namespace: p.name}}, kube.LabelFunctionID, functionID)
 	team := p.function(t, "team", func(f *fnv1.Function) { f.Spec.Execute = []string{"team:Ops/admin"} })
 	carol, err := MintUserJWT(p.jwtKey, "carol", "s", Membership{Teams: map[string][]string{"Ops": {"admin"}}}, time.Now(), 0)
 	if err != nil {

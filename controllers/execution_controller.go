@@ -265,6 +265,7 @@ func (r *ExecutionReconciler) result(ctx context.Context, pod *corev1.Pod, term 
 }
 
 func (r *ExecutionReconciler) createJob(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction) (*batchv1.Job, error) {
+	rf.ProjectID = r.projectID(ctx, exec.Namespace)
 	job := buildJob(exec, fn, rf, r.Jobs)
 	if err := controllerutil.SetControllerReference(exec, job, r.Scheme); err != nil {
 		return nil, err
@@ -401,4 +402,15 @@ func labelledExecution(_ context.Context, obj client.Object) []ctrl.Request {
 		return nil
 	}
 	return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+}
+
+// projectID is the Appwrite project ID of a namespace: its
+// kube.LabelProjectID label when it is a project (the cache holds only
+// those), else its name.
+func (r *ExecutionReconciler) projectID(ctx context.Context, namespace string) string {
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+		return namespace
+	}
+	return kube.AppwriteID(ns, kube.LabelProjectID)
 }

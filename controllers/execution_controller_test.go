@@ -17,8 +17,31 @@ import (
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/contract"
+	"github.com/kfn-dev/kfn/internal/kube"
 	"github.com/kfn-dev/kfn/internal/runner"
 )
+
+// A project namespace's Appwrite ID reaches the pod as
+// APPWRITE_FUNCTION_PROJECT_ID, and a Function's as APPWRITE_FUNCTION_ID.
+func TestPodSeesAppwriteIDs(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	namespace := &corev1.Namespace{}
+	g.Expect(k8s.Get(bg, types.NamespacedName{Name: ns}, namespace)).To(Succeed())
+	namespace.Labels = map[string]string{kube.LabelProject: "true", kube.LabelProjectID: "My_Project"}
+	g.Expect(k8s.Update(bg, namespace)).To(Succeed())
+	fn := createFunction(t, ns, "hello", func(fn *fnv1.Function) {
+		fn.Labels = map[string]string{kube.LabelFunctionID: "Hello.World"}
+	})
+	// The operator's cache sees the label before the Execution's reconcile.
+	g.Eventually(func() error {
+		return mgrClient.Get(bg, types.NamespacedName{Name: ns}, &corev1.Namespace{})
+	}, eventually, poll).Should(Succeed())
+	createExecution(t, ns, "run-1", fn.Name, nil)
+	env := waitForJob(t, ns, "run-1").Spec.Template.Spec.Containers[0].Env
+	g.Expect(envValue(env, contract.EnvProjectID)).To(HaveField("Value", "My_Project"))
+	g.Expect(envValue(env, contract.EnvFunctionID)).To(HaveField("Value", "Hello.World"))
+}
 
 func TestExecutionCreatesRestrictedJob(t *testing.T) {
 	g := NewWithT(t)

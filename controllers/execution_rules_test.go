@@ -588,6 +588,21 @@ func TestBuildJob(t *testing.T) {
 				HaveField("Command", []string{contract.Runner, "run", "--", "node", "index.js"}),
 				HaveField("TerminationMessagePolicy", corev1.TerminationMessageReadFile))))
 		}},
+		"the pod sees the Appwrite IDs of its function and project, else their names": {check: func(g Gomega, job *batchv1.Job) {
+			env := job.Spec.Template.Spec.Containers[0].Env
+			g.Expect(envValue(env, contract.EnvFunctionID)).To(HaveField("Value", "fn"))
+			g.Expect(envValue(env, contract.EnvProjectID)).To(HaveField("Value", "ns"))
+		}},
+		"Appwrite IDs from the labels": {
+			fn:       func(f *fnv1.Function) { f.Labels = map[string]string{kube.LabelFunctionID: "My_Func.1"} },
+			resolved: func(r *resolvedFunction) { r.ProjectID = "MyProject" },
+			check: func(g Gomega, job *batchv1.Job) {
+				env := job.Spec.Template.Spec.Containers[0].Env
+				g.Expect(envValue(env, contract.EnvFunctionID)).To(HaveField("Value", "My_Func.1"))
+				g.Expect(envValue(env, contract.EnvProjectID)).To(HaveField("Value", "MyProject"))
+				g.Expect(envValue(env, contract.EnvFunctionName)).To(HaveField("Value", "fn"))
+			},
+		},
 		"the deadline is the timeout plus the startup grace": {check: func(g Gomega, job *batchv1.Job) {
 			g.Expect(job.Spec.ActiveDeadlineSeconds).To(Equal(ptr.To[int64](37)))
 		}},

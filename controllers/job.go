@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -152,7 +153,7 @@ func functionContainerSpec(exec *fnv1.Execution, fn *fnv1.Function, rf resolvedF
 		Image:                    rf.Image,
 		ImagePullPolicy:          corev1.PullIfNotPresent,
 		Command:                  append([]string{runner, "run", "--"}, rf.Command...),
-		Env:                      executionEnv(exec, fn),
+		Env:                      executionEnv(exec, fn, rf.ProjectID),
 		SecurityContext:          restrictedContainer(),
 		VolumeMounts:             append(runnerMounts, corev1.VolumeMount{Name: tmpVolume, MountPath: contract.HomeDir}),
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
@@ -218,8 +219,9 @@ func bodyVolumeSource(secrets []string) corev1.VolumeSource {
 }
 
 // executionEnv is the Appwrite 1.0 function environment plus kfn's request
-// details. The caller's JWT is only referenced, never copied.
-func executionEnv(exec *fnv1.Execution, fn *fnv1.Function) []corev1.EnvVar {
+// details, with the Appwrite IDs of the Function and its project. The
+// caller's JWT is only referenced, never copied.
+func executionEnv(exec *fnv1.Execution, fn *fnv1.Function, projectID string) []corev1.EnvVar {
 	headers := "{}"
 	if len(exec.Spec.Headers) > 0 {
 		raw, _ := json.Marshal(exec.Spec.Headers) // a map of strings always marshals
@@ -238,7 +240,7 @@ func executionEnv(exec *fnv1.Execution, fn *fnv1.Function) []corev1.EnvVar {
 		env = append(env, ev)
 	}
 	env = append(env,
-		corev1.EnvVar{Name: contract.EnvFunctionID, Value: fn.Name},
+		corev1.EnvVar{Name: contract.EnvFunctionID, Value: kube.AppwriteID(fn, kube.LabelFunctionID)},
 		corev1.EnvVar{Name: contract.EnvFunctionName, Value: fn.Name},
 		corev1.EnvVar{Name: contract.EnvExecutionID, Value: exec.Name},
 		corev1.EnvVar{Name: contract.EnvTrigger, Value: string(exec.Spec.Trigger)},
@@ -247,7 +249,7 @@ func executionEnv(exec *fnv1.Execution, fn *fnv1.Function) []corev1.EnvVar {
 		corev1.EnvVar{Name: contract.EnvEvent, Value: exec.Spec.Event},
 		corev1.EnvVar{Name: contract.EnvEventData, Value: exec.Spec.EventData},
 		corev1.EnvVar{Name: contract.EnvUserID, Value: exec.Spec.UserID},
-		corev1.EnvVar{Name: contract.EnvProjectID, Value: exec.Namespace},
+		corev1.EnvVar{Name: contract.EnvProjectID, Value: cmp.Or(projectID, exec.Namespace)},
 		corev1.EnvVar{Name: contract.EnvRequestMethod, Value: exec.Method()},
 		corev1.EnvVar{Name: contract.EnvRequestPath, Value: exec.Path()},
 		corev1.EnvVar{Name: contract.EnvRequestHeaders, Value: headers},

@@ -13,6 +13,8 @@ type resolvedFunction struct {
 	Command []string
 	// Runner is the runner's path in Image; empty when the pod must bring it in.
 	Runner string
+	// ProjectID is the Appwrite ID of the Function's project namespace.
+	ProjectID string
 }
 
 // problem is a reason a Function cannot run, as a condition reason and a message.

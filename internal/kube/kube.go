@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -29,6 +30,11 @@ const (
 	// project: the facade serves it and the operator grants the facade
 	// what it needs there (internal/projectaccess).
 	LabelProject = "functions.kfn.dev/project"
+	// LabelProjectID and LabelFunctionID carry a project namespace's and a
+	// Function's Appwrite IDs, which may hold what Kubernetes names cannot
+	// (upper case, '.', '_'); without one, the object's name is its ID.
+	LabelProjectID  = "functions.kfn.dev/project-id"
+	LabelFunctionID = "functions.kfn.dev/function-id"
 
 	// ExecutionFunctionField indexes Executions by the Function they run.
 	ExecutionFunctionField = "spec.functionName"
@@ -44,6 +50,14 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(fnv1.AddToScheme(scheme))
 	return scheme
+}
+
+// AppwriteID is the Appwrite ID obj carries in label, else its name.
+func AppwriteID(obj metav1.Object, label string) string {
+	if id, ok := obj.GetLabels()[label]; ok {
+		return id
+	}
+	return obj.GetName()
 }
 
 // ManagedLabels are the labels every object kfn creates carries.
