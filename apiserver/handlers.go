@@ -85,11 +85,13 @@ func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiE
 	if err != nil {
 		return 0, nil, internalError(err)
 	}
-	recs := make([]record, len(page))
+	items := make([]rawJSON, len(page))
 	for i, e := range page {
-		recs[i] = toRecord(e, fn, r.caller.kind == apiKey)
+		if items[i], err = s.rendered.render(e, fn, r.caller.kind == apiKey, r.format); err != nil {
+			return 0, nil, internalError(err)
+		}
 	}
-	return http.StatusOK, renderList(total, recs, r.format), nil
+	return http.StatusOK, renderList(total, items), nil
 }
 
 func (s *Server) getExecution(ctx context.Context, r request) (int, any, *apiError) {

@@ -322,15 +322,69 @@ func TestObjectJSONAsEncodingJSON(t *testing.T) {
 	for _, f := range []string{"1.0.0", "1.4.0", "1.6.0", "1.9.0"} {
 		rec := toRecord(e, &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: e.Spec.FunctionName}}, true)
 		rec.SyncAnswer = true
-		for _, o := range []object{rec.render(parseFormat(f)), renderList(3, []record{rec, rec}, parseFormat(f))} {
-			got, err := o.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := referenceJSON(t, o); string(got) != want {
-				t.Fatalf("%s:\n got %s\nwant %s", f, got, want)
-			}
+		one := rec.render(parseFormat(f))
+		got, err := one.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
 		}
+		want := referenceJSON(t, one)
+		if string(got) != want {
+			t.Fatalf("%s:\n got %s\nwant %s", f, got, want)
+		}
+		list, err := renderList(3, []rawJSON{got, got}).MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantList := `{"total":3,"executions":[` + want + "," + want + "]}"; string(list) != wantList {
+			t.Fatalf("%s list:\n got %s\nwant %s", f, list, wantList)
+		}
+	}
+}
+
+// A kept rendering is what rendering again would give, for as long as
+// the record, the way it is shown and its Function's ID stay the same.
+func TestRenderedRecordsAreKeptOnlyWhileTheyHold(t *testing.T) {
+	kept := newRenderedRecords()
+	fn := &fnv1.Function{ObjectMeta: metav1.ObjectMeta{Name: "fn"}}
+	e := finishedHistory(1)[0]
+	e.UID, e.ResourceVersion, e.Spec.FunctionName = "uid-1", "7", "fn"
+	fresh := func(e *fnv1.Execution, fn *fnv1.Function, logs bool, f format) string {
+		raw, err := toRecord(e, fn, logs).render(f).appendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(raw)
+	}
+	check := func(what string, e *fnv1.Execution, fn *fnv1.Function, logs bool, f format) {
+		t.Helper()
+		raw, err := kept.render(e, fn, logs, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fresh(e, fn, logs, f); string(raw) != want {
+			t.Fatalf("%s:\n got %s\nwant %s", what, raw, want)
+		}
+	}
+	e.Status.Stdout = "secret log"
+	for _, f := range []string{"1.0.0", "1.9.0"} {
+		check("first", e, fn, true, parseFormat(f))
+		check("kept", e, fn, true, parseFormat(f))
+		check("without logs", e, fn, false, parseFormat(f))
+	}
+	if kept.cache.Len() != 4 {
+		t.Fatalf("kept %d renderings, want 4", kept.cache.Len())
+	}
+	changed := e.DeepCopy()
+	changed.ResourceVersion, changed.Status.Stdout = "8", "another log"
+	check("a new version", changed, fn, true, parseFormat("1.9.0"))
+	labelled := fn.DeepCopy()
+	labelled.Labels = map[string]string{kube.LabelFunctionID: "My_Fn"}
+	check("a new function ID", e, labelled, true, parseFormat("1.9.0"))
+	running := e.DeepCopy()
+	running.UID, running.Status.Status = "uid-2", fnv1.PhaseProcessing
+	check("unfinished", running, fn, true, parseFormat("1.9.0"))
+	if kept.cache.Len() != 6 {
+		t.Fatalf("kept %d renderings, want 6 (an unfinished record is not kept)", kept.cache.Len())
 	}
 }
 

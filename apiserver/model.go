@@ -221,6 +221,8 @@ func appendJSONValue(b []byte, v any) ([]byte, error) {
 		return appendJSONArray(b, v, func(b []byte, o object) ([]byte, error) { return o.appendJSON(b) })
 	case []string:
 		return appendJSONArray(b, v, func(b []byte, s string) ([]byte, error) { return appendJSONString(b, s), nil })
+	case []rawJSON:
+		return appendJSONArray(b, v, func(b []byte, raw rawJSON) ([]byte, error) { return append(b, raw...), nil })
 	case []header:
 		return appendJSONArray(b, v, func(b []byte, h header) ([]byte, error) {
 			b = append(appendJSONString(append(b, `{"name":`...), h.Name), `,"value":`...)
@@ -313,12 +315,9 @@ func (r record) render(f format) object {
 	return o
 }
 
-// renderList is the ExecutionList model: total, then the executions.
-func renderList(total int, recs []record, f format) object {
-	items := make([]object, 0, len(recs))
-	for _, r := range recs {
-		items = append(items, r.render(f))
-	}
+// renderList is the ExecutionList model: total, then the executions,
+// each rendered in the request's format.
+func renderList(total int, items []rawJSON) object {
 	var o object
 	o.add("total", total)
 	o.add("executions", items)

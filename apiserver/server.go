@@ -165,6 +165,8 @@ type Server struct {
 	// informers are started and synced by Start before it serves.
 	informers []informerOf
 	limits    limits
+	// rendered keeps the JSON of finished records lists show.
+	rendered renderedRecords
 	// bodies bounds the create request bodies held in memory at once.
 	bodies *budget
 	engine *gin.Engine
@@ -226,6 +228,7 @@ func newServer(opts Options, reader, live client.Reader, writer client.Client, p
 		ready:       make(chan struct{}),
 		limits:      newLimits(opts),
 		bodies:      newBudget(opts.MaxBodyMemory),
+		rendered:    newRenderedRecords(),
 	}
 	return s
 }
