@@ -1,0 +1,36 @@
+-- One row per finished Execution. The columns are what Appwrite's queries
+-- filter, order and search on, and what decides visibility; the outputs are
+-- stored once, in their own columns; object is the rest of the Execution
+-- (metadata, spec, status without the outputs) as the API server had it.
+CREATE TABLE executions (
+    uid                  uuid PRIMARY KEY,
+    namespace            text NOT NULL,
+    function_id          text NOT NULL,
+    id                   text NOT NULL,
+    created_at           timestamptz NOT NULL,
+    updated_at           timestamptz NOT NULL,
+    -- retention counts from here, as it does for the objects
+    finished_at          timestamptz NOT NULL,
+    deployment_id        text NOT NULL,
+    trigger              text NOT NULL,
+    status               text NOT NULL,
+    response_status_code integer NOT NULL,
+    duration             double precision NOT NULL,
+    request_method       text NOT NULL,
+    request_path         text NOT NULL,
+    scheduled_at         timestamptz,
+    -- the Appwrite user the execution ran for ('' for guests and API keys)
+    user_id              text NOT NULL,
+    response_body        text NOT NULL,
+    logs                 text NOT NULL,
+    errors               text NOT NULL,
+    response_headers     jsonb NOT NULL,
+    object               jsonb NOT NULL
+);
+
+-- A list is one function's records in creation order, then by ID.
+CREATE INDEX executions_list ON executions (namespace, function_id, created_at, id);
+-- A get names the ID.
+CREATE INDEX executions_id ON executions (namespace, id);
+-- Retention deletes the oldest finished first.
+CREATE INDEX executions_finished ON executions (finished_at);
