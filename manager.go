@@ -49,6 +49,7 @@ type managerOptions struct {
 	// apiserver serves the REST facade in the manager when its
 	// BindAddress is set.
 	apiserver apiserver.Options
+	archive   archiveOptions
 }
 
 func runManager(args []string) int {
@@ -91,9 +92,12 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 	fs.StringVar(&o.facadeProjectRole, "facade-project-role", "kfn-apiserver-project", "the ClusterRole holding the facade's rights in a project namespace")
 	fs.StringVar(&o.apiserver.BindAddress, "apiserver-bind-address", "", "also serve the Appwrite REST facade on this address (empty: off)")
 	apiserver.BindFlags(fs, "apiserver-", &o.apiserver)
+	bindArchiveFlags(fs, &o.archive)
 	zapOpts := &zap.Options{}
 	zapOpts.BindFlags(fs)
-	return o, zapOpts, fs.Parse(args)
+	err := fs.Parse(args)
+	noteExplicitArchiveFlags(fs, &o.archive)
+	return o, zapOpts, err
 }
 
 // bindFunctionDefaultsFlags binds the flags that bound function pods.
@@ -165,6 +169,40 @@ func startManager(ctx context.Context, o managerOptions) error {
 	if err != nil {
 		return fmt.Errorf("--watch-resources: %w", err)
 	}
+	store, err := openArchive(ctx, o.archive)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer store.Close()
+	}
+	mgr, err := newManager(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := setUpExecutionControllers(mgr, o, catalog, jobs, store != nil); err != nil {
+		return err
+	}
+	if store != nil {
+		if err := setUpArchive(mgr, o, store); err != nil {
+			return err
+		}
+	}
+	if err := setUpTriggerControllers(mgr, o, watch); err != nil {
+		return err
+	}
+	if err := setUpProjectAccess(mgr, o); err != nil {
+		return err
+	}
+	if err := setUpChecks(mgr, o); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// newManager makes the controller-runtime manager with kfn's cache and the
+// Execution indexes the controllers read by.
+func newManager(ctx context.Context, o managerOptions) (ctrl.Manager, error) {
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 kube.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
@@ -180,32 +218,20 @@ func startManager(ctx context.Context, o managerOptions) error {
 		Cache: kube.CacheOptions(kube.Operator),
 	})
 	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
+		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
+		return nil, err
 	}
 	if err := kube.IndexUnfinishedExecutions(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
+		return nil, err
 	}
-	if err := setUpExecutionControllers(mgr, o, catalog, jobs); err != nil {
-		return err
-	}
-	if err := setUpTriggerControllers(mgr, o, watch); err != nil {
-		return err
-	}
-	if err := setUpProjectAccess(mgr, o); err != nil {
-		return err
-	}
-	if err := setUpChecks(mgr, o); err != nil {
-		return err
-	}
-	return mgr.Start(ctx)
+	return mgr, nil
 }
 
 // setUpExecutionControllers adds the controllers that run Executions and
-// keep Functions (code, readiness, history).
-func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog controllers.RuntimeCatalog, jobs controllers.JobOptions) error {
+// keep Functions (code, readiness, history unless it is archived).
+func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog controllers.RuntimeCatalog, jobs controllers.JobOptions, archived bool) error {
 	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return err
@@ -231,6 +257,7 @@ func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog contr
 		Runtimes:  catalog,
 		Retention: o.retention,
 		Clock:     clock.RealClock{},
+		Archived:  archived,
 	}).SetupWithManager(mgr)
 }
 

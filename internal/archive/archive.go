@@ -9,12 +9,27 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // ErrNotFound: the archive has no such record.
 var ErrNotFound = errors.New("execution not in the archive")
+
+// errSchemaTooNew: a newer kfn migrated the database.
+var errSchemaTooNew = errors.New("the archive's schema is newer than this kfn knows: run a newer kfn")
+
+// IsRefused tells an error the database answered (bad credentials, a
+// missing grant, a schema from a newer kfn), which waiting will not cure,
+// from one of reaching it.
+func IsRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) || errors.Is(err, errSchemaTooNew)
+}
+
+const defaultConnectTimeout = 10 * time.Second
 
 // Store is the archive: a pool of connections to one PostgreSQL database.
 // It is safe for concurrent use.
@@ -44,6 +59,11 @@ func Open(ctx context.Context, dsn string, poolSize int) (*Store, error) {
 		return nil, fmt.Errorf("the archive's connection string: %w", err)
 	}
 	cfg.MaxConns = int32(min(poolSize, 1<<20))
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A database that does not answer fails the call rather than
+		// holding a reconcile worker (the DSN's connect_timeout overrides).
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("the archive's connection pool: %w", err)

@@ -84,7 +84,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			return err
 		}
 		if latest := all[len(all)-1].version; current > latest {
-			return fmt.Errorf("the archive's schema is at version %d, newer than this kfn knows (%d): run a newer kfn", current, latest)
+			return fmt.Errorf("%w (version %d, this kfn knows %d)", errSchemaTooNew, current, latest)
 		}
 		for _, m := range all {
 			if m.version <= current {

@@ -17,6 +17,8 @@ const columns = `uid, namespace, function_id, id, created_at, updated_at, finish
 	trigger, status, response_status_code, duration, request_method, request_path, scheduled_at,
 	user_id, response_body, logs, errors, response_headers, object`
 
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
 // row is one Execution as the table stores it.
 type row struct {
 	uid                            types.UID
@@ -75,9 +77,13 @@ func toRow(e *fnv1.Execution) (row, error) {
 	if r.responseHeaders == nil {
 		r.responseHeaders = map[string]string{}
 	}
-	// The outputs have their columns: the object keeps the rest, once.
+	// The outputs have their columns: the object keeps the rest, once. An
+	// Appwrite record has no request body (and the operator's cache drops
+	// it from finished records), nor does it need kubectl's bookkeeping.
 	rest := e.DeepCopy()
 	rest.ManagedFields = nil
+	delete(rest.Annotations, lastAppliedAnnotation)
+	rest.Spec.Body, rest.Spec.Data, rest.Spec.EventData = "", "", ""
 	rest.Status.Response, rest.Status.Stdout, rest.Status.Stderr, rest.Status.ResponseHeaders = "", "", "", nil
 	var err error
 	r.object, err = json.Marshal(rest)
