@@ -94,14 +94,25 @@ func openArchive(ctx context.Context, o archiveOptions) (*archive.Store, error) 
 	return store, nil
 }
 
+// archiveRetentionEvery is how often the leader deletes expired archived
+// records: often enough that a pass has little to do, and each is cheap
+// (an index range on the finish time).
+const archiveRetentionEvery = 10 * time.Minute
+
 // setUpArchive adds the controller that moves finished Executions into
-// the archive.
+// the archive, and the archive's retention by age (--execution-retention).
 func setUpArchive(mgr ctrl.Manager, o managerOptions, store *archive.Store) error {
-	return (&controllers.ArchiveReconciler{
+	if err := (&controllers.ArchiveReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Archive:   store,
 		KeepLive:  o.archive.keepLive,
 		Clock:     clock.RealClock{},
-	}).SetupWithManager(mgr)
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return mgr.Add(&archive.Retention{
+		Store: store, Age: o.retention, Every: archiveRetentionEvery,
+		Batch: archive.DefaultRetentionBatch, Clock: clock.RealClock{},
+	})
 }

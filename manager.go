@@ -80,7 +80,7 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 		"how the runner reaches function pods: init-container (any runtime) or image-volume (no extra container; containerd 2.1+, CRI-O 1.31+)")
 	fs.StringVar(&o.runtimeCatalog, "runtime-catalog", "", "file listing the runtimes functions may name")
 	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
-	fs.DurationVar(&o.retention, "execution-retention", 336*time.Hour, "delete finished executions this long after they finish; Appwrite keeps them 14 days (0 keeps them; each Function's history limits cap them either way)")
+	fs.DurationVar(&o.retention, "execution-retention", 336*time.Hour, "delete finished executions this long after they finish; Appwrite keeps them 14 days (0 keeps them; each Function's history limits cap them either way, unless they are archived: then this applies to the archive)")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
 	bindFunctionDefaultsFlags(fs, &o)
 	fs.StringVar(&o.watchResources, "watch-resources", "",

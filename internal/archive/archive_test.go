@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/archive/pgtest"
@@ -49,6 +50,7 @@ func TestStore(t *testing.T) {
 	t.Run("bad records", func(t *testing.T) { testBadRecords(t, open(t, newDB(t))) })
 	t.Run("retention", func(t *testing.T) { testDeleteFinishedBefore(t, open(t, newDB(t))) })
 	t.Run("metrics", func(t *testing.T) { testRefresh(t, open(t, newDB(t))) })
+	t.Run("retention runnable", func(t *testing.T) { testRetention(t, open(t, newDB(t))) })
 	// Last: it stops the server.
 	t.Run("outage", func(t *testing.T) { testOutage(t, server, open(t, newDB(t))) })
 }
@@ -259,6 +261,63 @@ func testOutage(t *testing.T, server *pgtest.Server, s *Store) {
 	for _, id := range []string{"before", "during"} {
 		if _, err := s.Get(ctx, "p1", "fn", id); err != nil {
 			t.Errorf("Get(%s): %v", id, err)
+		}
+	}
+}
+
+// The leader's periodic pass deletes exactly the records past the
+// retention, at start and then every period, and counts what is left.
+func testRetention(t *testing.T, s *Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const age = 14 * 24 * time.Hour
+	clk := clocktesting.NewFakeClock(t0)
+	expired := finished("p1", "fn", "expired", t0.Add(-age-time.Millisecond))
+	boundary := finished("p1", "fn", "boundary", t0.Add(-age)) // exactly 14 days: not past them
+	recent := finished("p1", "fn", "recent", t0.Add(-time.Hour))
+	if err := s.Put(ctx, expired, boundary, recent); err != nil {
+		t.Fatal(err)
+	}
+	r := &Retention{Store: s, Age: age, Every: time.Hour, Batch: 2, Clock: clk}
+	done := make(chan error)
+	go func() { done <- r.Start(ctx) }()
+	archived := func() []string {
+		var names []string
+		for _, e := range []*fnv1.Execution{expired, boundary, recent} {
+			if has, err := s.Has(ctx, e.UID); err != nil {
+				t.Fatal(err)
+			} else if has {
+				names = append(names, e.Name)
+			}
+		}
+		return names
+	}
+	waitFor(t, "the first pass", func() bool { return len(archived()) == 2 })
+	if got := archived(); got[0] != "boundary" || got[1] != "recent" {
+		t.Fatalf("archived %v after the first pass, want [boundary recent]", got)
+	}
+	waitFor(t, "the gauges", func() bool { return testutil.ToFloat64(archivedRows) == 2 })
+
+	// An hour on, the boundary record is past the retention; the recent one is not.
+	waitFor(t, "the ticker", clk.HasWaiters)
+	clk.Step(time.Hour)
+	waitFor(t, "the second pass", func() bool { return len(archived()) == 1 })
+	if got := archived(); got[0] != "recent" {
+		t.Fatalf("archived %v after the second pass, want [recent]", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond for a generous while: it is a bound on "stuck", not
+// a timing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20s for %s", what)
 		}
 	}
 }
