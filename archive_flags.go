@@ -28,10 +28,17 @@ type archiveOptions struct {
 	explicit []string
 }
 
+// bindArchiveFlags binds the operator's archive flags.
 func bindArchiveFlags(fs *flag.FlagSet, o *archiveOptions) {
-	fs.StringVar(&o.dsnFile, "archive-dsn-file", "", "file holding the connection string (libpq key=value or postgres:// URL, TLS settings included) of the PostgreSQL execution archive; or set "+
-		archiveDSNEnv+" (neither: no archive, finished executions stay objects)")
+	bindArchiveConnectionFlags(fs, o)
 	fs.DurationVar(&o.keepLive, "archive-keep-live", time.Hour, "with the archive: how long a finished execution stays an object once archived, so kubectl still shows recent runs")
+}
+
+// bindArchiveConnectionFlags binds how to reach the archive, which the
+// operator and the facade share.
+func bindArchiveConnectionFlags(fs *flag.FlagSet, o *archiveOptions) {
+	fs.StringVar(&o.dsnFile, "archive-dsn-file", "", "file holding the connection string (libpq key=value or postgres:// URL, TLS settings included) of the PostgreSQL execution archive; or set "+
+		archiveDSNEnv+" (neither: no archive)")
 	fs.IntVar(&o.poolSize, "archive-pool-size", 4, "with the archive: the most connections kfn opens to PostgreSQL")
 }
 
@@ -74,7 +81,7 @@ func openArchive(ctx context.Context, o archiveOptions) (*archive.Store, error) 
 	dsn, err := o.dsn()
 	if err != nil || dsn == "" {
 		if err == nil && len(o.explicit) > 0 {
-			err = fmt.Errorf("%s need an archive: set --archive-dsn-file or %s", strings.Join(o.explicit, ", "), archiveDSNEnv)
+			err = fmt.Errorf("the archive is off (neither --archive-dsn-file nor %s is set), so %s cannot apply", archiveDSNEnv, strings.Join(o.explicit, ", "))
 		}
 		return nil, err
 	}

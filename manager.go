@@ -176,6 +176,7 @@ func startManager(ctx context.Context, o managerOptions) error {
 	if store != nil {
 		defer store.Close()
 	}
+	o.apiserver.Archive = store
 	mgr, err := newManager(ctx, o)
 	if err != nil {
 		return err

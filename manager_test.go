@@ -130,7 +130,7 @@ func TestManagerArchiveFlags(t *testing.T) {
 		"off by default":                  {},
 		"on from a file":                  {args: []string{"--archive-dsn-file=" + unreachable}, on: true},
 		"on from the environment":         {env: "host=" + filepath.Join(dir, "no-server"), on: true},
-		"a setting without an archive":    {args: []string{"--archive-keep-live=5m"}, bad: "--archive-keep-live need an archive"},
+		"a setting without an archive":    {args: []string{"--archive-keep-live=5m"}, bad: "so --archive-keep-live cannot apply"},
 		"both a file and the environment": {args: []string{"--archive-dsn-file=" + unreachable}, env: "host=/tmp", bad: "set one"},
 		"an empty file":                   {args: []string{"--archive-dsn-file=" + file("empty", "\n")}, bad: "is empty"},
 		"a missing file":                  {args: []string{"--archive-dsn-file=" + filepath.Join(dir, "absent")}, bad: "no such file"},

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/archive"
 )
 
 // NewID returns an Appwrite-style unique ID: 13 hex digits of the current
@@ -96,13 +97,32 @@ func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiE
 
 func (s *Server) getExecution(ctx context.Context, r request) (int, any, *apiError) {
 	e, aerr := s.execution(ctx, r)
+	switch {
+	case aerr == nil:
+		e, aerr = s.withOutputs(ctx, e)
+	case aerr.Type == errExecutionNotFound && s.opts.Archive != nil:
+		e, aerr = s.archivedExecution(ctx, r)
+	}
 	if aerr != nil {
 		return 0, nil, aerr
 	}
-	if e, aerr = s.withOutputs(ctx, e); aerr != nil {
-		return 0, nil, aerr
-	}
 	return http.StatusOK, toRecord(e, r.caller.kind == apiKey).render(r.format), nil
+}
+
+// archivedExecution reads, with its outputs, a record of the request's
+// function that is no longer an object, if the caller may see it: the
+// same rule as for the objects (execution).
+func (s *Server) archivedExecution(ctx context.Context, r request) (*fnv1.Execution, *apiError) {
+	e, err := s.opts.Archive.Get(ctx, r.project, r.functionID, r.executionID)
+	switch {
+	case errors.Is(err, archive.ErrNotFound):
+		return nil, newError(errExecutionNotFound)
+	case err != nil:
+		return nil, internalError(err)
+	case !r.caller.canSee(e.Spec.UserID):
+		return nil, newError(errExecutionNotFound)
+	}
+	return e, nil
 }
 
 func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *apiError) {
