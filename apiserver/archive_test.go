@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -19,7 +20,8 @@ import (
 // A get of an execution that is no longer an object reads the archive,
 // with the visibility rules of the objects: API keys see every record with
 // its logs, a user only their own without logs, guests none; the function
-// is checked first. Without an archive such a get is 404, as before.
+// is checked first. A delete takes the record from the archive too.
+// Without an archive such a get is 404, as before.
 func TestGetFallsBackToTheArchive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs PostgreSQL")
@@ -71,6 +73,7 @@ func TestGetFallsBackToTheArchive(t *testing.T) {
 			}
 		})
 	}
+	testDeleteArchived(t, s, store, rec("open", "live03", "alice"))
 	if w := offlineGet(t, offlineFacade(t, Options{}, nil), "open", "byalice01", offlineKey, ""); w.Code != http.StatusNotFound {
 		t.Fatalf("without an archive: %d %s, want 404", w.Code, w.Body)
 	}
@@ -80,9 +83,51 @@ func TestGetFallsBackToTheArchive(t *testing.T) {
 	}
 }
 
+// A delete takes the record from the archive too: an archived record
+// within its keep-live (still an object), and one that is only archived.
+// Only API keys delete.
+func testDeleteArchived(t *testing.T, s *Server, store *archive.Store, live *fnv1.Execution) {
+	t.Helper()
+	ctx := context.Background()
+	if err := store.Put(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.writer.Create(ctx, live.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	s.index.OnAdd(live, false) // what the informer would tell
+	if w := offlineDo(t, s, http.MethodDelete, "open", "live03", offlineKey, ""); w.Code != http.StatusNoContent {
+		t.Fatalf("deleting a live archived record: %d %s", w.Code, w.Body)
+	}
+	if _, err := store.Get(ctx, offlineProject, "open", "live03"); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("the deleted object's record is still archived (%v)", err)
+	}
+	s.index.OnDelete(live)
+	if w := offlineGet(t, s, "open", "live03", offlineKey, ""); w.Code != http.StatusNotFound {
+		t.Fatalf("a get after the delete: %d %s, want 404", w.Code, w.Body)
+	}
+
+	if w := offlineDo(t, s, http.MethodDelete, "open", "byalice01", "", "alice"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("a user deleting their archived record: %d %s, want 401", w.Code, w.Body)
+	}
+	for i, want := range []int{http.StatusNoContent, http.StatusNotFound} {
+		if w := offlineDo(t, s, http.MethodDelete, "open", "byalice01", offlineKey, ""); w.Code != want {
+			t.Fatalf("delete %d of an archived record: %d %s, want %d", i+1, w.Code, w.Body, want)
+		}
+	}
+	if w := offlineGet(t, s, "open", "byalice01", offlineKey, ""); w.Code != http.StatusNotFound {
+		t.Fatalf("a get after the delete: %d %s, want 404", w.Code, w.Body)
+	}
+}
+
 func offlineGet(t *testing.T, s *Server, fn, id, key, user string) *httptest.ResponseRecorder {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, "/v1/functions/"+fn+"/executions/"+id, nil)
+	return offlineDo(t, s, http.MethodGet, fn, id, key, user)
+}
+
+func offlineDo(t *testing.T, s *Server, method, fn, id, key, user string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, "/v1/functions/"+fn+"/executions/"+id, nil)
 	req.Header.Set("X-Appwrite-Project", offlineProject)
 	if key != "" {
 		req.Header.Set("X-Appwrite-Key", key)

@@ -127,6 +127,15 @@ func (s *Server) archivedExecution(ctx context.Context, r request) (*fnv1.Execut
 
 func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *apiError) {
 	e, aerr := s.execution(ctx, r)
+	if aerr != nil && aerr.Type == errExecutionNotFound && s.opts.Archive != nil {
+		if _, aerr = s.archivedExecution(ctx, r); aerr == nil {
+			aerr = s.deleteArchived(ctx, r)
+		}
+		if aerr != nil {
+			return 0, nil, aerr
+		}
+		return http.StatusNoContent, nil, nil
+	}
 	if aerr != nil {
 		return 0, nil, aerr
 	}
@@ -146,7 +155,26 @@ func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *api
 	if err := s.writer.Delete(ctx, gone, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
 		return 0, nil, internalError(err)
 	}
+	if s.opts.Archive != nil {
+		// A finished record may be archived already (the keep-live):
+		// it goes too, or a get would find it there.
+		if aerr := s.deleteArchived(ctx, r); aerr != nil {
+			return 0, nil, aerr
+		}
+	}
 	return http.StatusNoContent, nil, nil
+}
+
+// deleteArchived deletes the request's record from the archive, for API
+// keys only, like the objects.
+func (s *Server) deleteArchived(ctx context.Context, r request) *apiError {
+	if r.caller.kind != apiKey {
+		return newError(errUserUnauthorized)
+	}
+	if _, err := s.opts.Archive.Delete(ctx, r.project, r.functionID, r.executionID); err != nil {
+		return internalError(err)
+	}
+	return nil
 }
 
 // dueMargin is how long before its time a scheduled execution counts as

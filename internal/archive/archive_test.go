@@ -176,6 +176,14 @@ func testPutGet(t *testing.T, s *Store) {
 	if has, err := s.Has(ctx, e.UID); err != nil || !has {
 		t.Fatalf("Has(archived) = %v, %v", has, err)
 	}
+	for i, want := range []bool{true, false} {
+		if found, err := s.Delete(ctx, "p1", "fn", "exec2"); err != nil || found != want {
+			t.Fatalf("Delete %d = %v, %v; want %v", i+1, found, err, want)
+		}
+	}
+	if _, err := s.Get(ctx, "p1", "fn", "exec2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after Delete: %v", err)
+	}
 	if has, err := s.Has(ctx, "00000000-0000-4000-8000-000000000000"); err != nil || has {
 		t.Fatalf("Has(unknown) = %v, %v", has, err)
 	}

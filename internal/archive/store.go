@@ -94,6 +94,19 @@ func (s *Store) Get(ctx context.Context, namespace, functionID, id string) (*fnv
 	return r.execution()
 }
 
+// Delete deletes a function's archived record, reporting whether there
+// was one.
+func (s *Store) Delete(ctx context.Context, namespace, functionID, id string) (bool, error) {
+	if err := s.Migrate(ctx); err != nil {
+		return false, err
+	}
+	tag, err := s.pool.Exec(ctx, "DELETE FROM executions WHERE namespace = $1 AND id = $2 AND function_id = $3", namespace, id, functionID)
+	if err != nil {
+		return false, fmt.Errorf("deleting from the archive: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
 // DeleteFinishedBefore deletes the records that finished before cutoff,
 // batch rows per statement so no statement holds locks or builds WAL for
 // long, and says how many went.
