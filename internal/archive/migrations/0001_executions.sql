@@ -30,7 +30,8 @@ CREATE TABLE executions (
 
 -- A list is one function's records in creation order, then by ID.
 CREATE INDEX executions_list ON executions (namespace, function_id, created_at, id);
--- A get names the ID.
-CREATE INDEX executions_id ON executions (namespace, id);
+-- A get names the ID, and takes the newest record should the ID repeat
+-- (created_at here, or the planner may walk the list index instead).
+CREATE INDEX executions_id ON executions (namespace, id, created_at);
 -- Retention deletes the oldest finished first.
 CREATE INDEX executions_finished ON executions (finished_at);
