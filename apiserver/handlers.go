@@ -97,10 +97,12 @@ func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiE
 
 func (s *Server) getExecution(ctx context.Context, r request) (int, any, *apiError) {
 	e, aerr := s.execution(ctx, r)
-	switch {
-	case aerr == nil:
+	if aerr == nil {
 		e, aerr = s.withOutputs(ctx, e)
-	case aerr.Type == errExecutionNotFound && s.opts.Archive != nil:
+	}
+	// Not an object (any more: it may go between the index and the read
+	// of its outputs), so perhaps archived.
+	if aerr != nil && aerr.Type == errExecutionNotFound && s.opts.Archive != nil {
 		e, aerr = s.archivedExecution(ctx, r)
 	}
 	if aerr != nil {

@@ -62,12 +62,14 @@ func toRow(e *fnv1.Execution) (row, error) {
 	if e.Status.CompletionTime != nil {
 		r.finished = e.Status.CompletionTime.Time
 	}
-	// As the facade shows it: the last time the record changed.
+	// As the facade shows it: the last time the record changed, in the
+	// seconds the stored object keeps, so that filters and orders on the
+	// column agree with the object read back.
 	switch {
 	case e.Status.CompletionTime != nil:
-		r.updatedAt = e.Status.CompletionTime.Time
+		r.updatedAt = e.Status.CompletionTime.Rfc3339Copy().Time
 	case e.Status.StartTime != nil:
-		r.updatedAt = e.Status.StartTime.Time
+		r.updatedAt = e.Status.StartTime.Rfc3339Copy().Time
 	default:
 		r.updatedAt = r.createdAt
 	}

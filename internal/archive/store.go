@@ -77,21 +77,27 @@ func (s *Store) Get(ctx context.Context, namespace, functionID, id string) (*fnv
 	if err := s.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	var r row
-	var uid string
-	err := s.pool.QueryRow(ctx, `SELECT `+columns+` FROM executions
+	r, err := scanRow(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM executions
 		WHERE namespace = $1 AND id = $2 AND function_id = $3 ORDER BY created_at DESC LIMIT 1`,
-		namespace, id, functionID).Scan(&uid, &r.namespace, &r.functionID, &r.id, &r.createdAt, &r.updatedAt, &r.finished,
-		&r.deploymentID, &r.trigger, &r.status, &r.statusCode, &r.duration, &r.method, &r.path, &r.scheduledAt,
-		&r.userID, &r.response, &r.logs, &r.errors, &r.responseHeaders, &r.object)
+		namespace, id, functionID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the archive: %w", err)
 	}
-	r.uid = types.UID(uid)
 	return r.execution()
+}
+
+// scanRow reads a row of all the columns, in their order.
+func scanRow(src pgx.Row) (row, error) {
+	var r row
+	var uid string
+	err := src.Scan(&uid, &r.namespace, &r.functionID, &r.id, &r.createdAt, &r.updatedAt, &r.finished,
+		&r.deploymentID, &r.trigger, &r.status, &r.statusCode, &r.duration, &r.method, &r.path, &r.scheduledAt,
+		&r.userID, &r.response, &r.logs, &r.errors, &r.responseHeaders, &r.object)
+	r.uid = types.UID(uid)
+	return r, err
 }
 
 // Delete deletes a function's archived record, reporting whether there
