@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -73,6 +74,25 @@ func TestGetFallsBackToTheArchive(t *testing.T) {
 			}
 		})
 	}
+	for who, want := range map[string]string{"": "byalice01 archived logs", "alice": "byalice01 ", "bob": ""} {
+		key := offlineKey
+		if who != "" {
+			key = ""
+		}
+		w := offlineDo(t, s, http.MethodGet, "open", "", key, who)
+		var list struct {
+			Total      int
+			Executions []map[string]any
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &list)
+		got := ""
+		for _, e := range list.Executions {
+			got += fmt.Sprint(e["$id"], " ", e["logs"])
+		}
+		if w.Code != http.StatusOK || got != want || list.Total != len(list.Executions) {
+			t.Fatalf("list as %q: %d %s, want the records %q", who, w.Code, w.Body, want)
+		}
+	}
 	testDeleteArchived(t, s, store, rec("open", "live03", "alice"))
 	if w := offlineGet(t, offlineFacade(t, Options{}, nil), "open", "byalice01", offlineKey, ""); w.Code != http.StatusNotFound {
 		t.Fatalf("without an archive: %d %s, want 404", w.Code, w.Body)
@@ -127,7 +147,11 @@ func offlineGet(t *testing.T, s *Server, fn, id, key, user string) *httptest.Res
 
 func offlineDo(t *testing.T, s *Server, method, fn, id, key, user string) *httptest.ResponseRecorder {
 	t.Helper()
-	req := httptest.NewRequest(method, "/v1/functions/"+fn+"/executions/"+id, nil)
+	path := "/v1/functions/" + fn + "/executions"
+	if id != "" {
+		path += "/" + id
+	}
+	req := httptest.NewRequest(method, path, nil)
 	req.Header.Set("X-Appwrite-Project", offlineProject)
 	if key != "" {
 		req.Header.Set("X-Appwrite-Key", key)

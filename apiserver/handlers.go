@@ -80,7 +80,13 @@ func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiE
 	if _, aerr := s.function(ctx, r, false); aerr != nil {
 		return 0, nil, aerr
 	}
-	total, page, aerr := s.listPage(r, plan)
+	var total int
+	var page []*fnv1.Execution
+	if s.opts.Archive != nil && r.caller.kind != guest {
+		total, page, aerr = s.listWithArchive(ctx, r, plan)
+	} else {
+		total, page, aerr = s.listPage(r, plan)
+	}
 	if aerr != nil {
 		return 0, nil, aerr
 	}

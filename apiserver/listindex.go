@@ -33,7 +33,16 @@ func (s *Server) listPage(r request, p listPlan) (int, []*fnv1.Execution, *apiEr
 	if q, tiesAsc, ok := p.indexQuery(); ok {
 		return s.walkIndexed(v, r.project, p, q, tiesAsc)
 	}
-	return s.scan(v, r, p)
+	return scan(v, p, func(id string) (record, bool) { return s.liveCursor(r, id) })
+}
+
+// liveCursor is the cursor's record among the objects the caller sees.
+func (s *Server) liveCursor(r request, id string) (record, bool) {
+	e, ok := s.index.Get(r.project, id)
+	if !ok || e.Spec.FunctionName != r.functionID || !r.caller.canSee(e.Spec.UserID) {
+		return record{}, false
+	}
+	return summarize(e), true
 }
 
 // indexQuery is the index walk that answers the plan, if one does: filters
@@ -195,18 +204,12 @@ func walkTiesFlipped(v execindex.View, q execindex.Query, cursorAt *time.Time, v
 }
 
 // scan answers any plan by reading each execution of the view through
-// the attribute table; only the page is kept.
-func (s *Server) scan(v execindex.View, r request, p listPlan) (int, []*fnv1.Execution, *apiError) {
+// the attribute table; only the page is kept. cursor finds the cursor's
+// record.
+func scan(v execindex.View, p listPlan, cursor func(id string) (record, bool)) (int, []*fnv1.Execution, *apiError) {
 	narrow, _ := p.indexFilter() // only the partitions the filters may match
 	all := func(yield func(record) bool) {
 		_ = v.Walk(execindex.Query{Filter: narrow}, func(e *fnv1.Execution) bool { return yield(summarize(e)) })
-	}
-	cursor := func(id string) (record, bool) {
-		e, ok := s.index.Get(r.project, id)
-		if !ok || e.Spec.FunctionName != r.functionID || !r.caller.canSee(e.Spec.UserID) {
-			return record{}, false
-		}
-		return summarize(e), true
 	}
 	total, recs, aerr := p.run(all, cursor)
 	if aerr != nil {

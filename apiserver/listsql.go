@@ -1,12 +1,16 @@
 package apiserver
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/archive"
+	"github.com/kfn-dev/kfn/internal/execindex"
 )
 
 // The archive answers a list with the same plan as the objects: each
@@ -322,4 +326,84 @@ func (p listPlan) mergePage(back bool, lists ...[]record) []record {
 		slices.Reverse(page)
 	}
 	return page
+}
+
+// listWithArchive answers a list from the live objects and the archive:
+// each gives its first offset+limit records beyond the cursor, the page is
+// taken from the two merged, and the total adds their counts. A record
+// still an object (archived within the keep-live) is counted once, as the
+// object.
+func (s *Server) listWithArchive(ctx context.Context, r request, p listPlan) (int, []*fnv1.Execution, *apiError) {
+	user := r.caller.userID
+	if r.caller.kind == apiKey {
+		user = ""
+	}
+	cur, live, aerr := s.listCursor(ctx, r, p)
+	if aerr != nil {
+		return 0, nil, aerr
+	}
+	firsts := p
+	firsts.offset, firsts.limit = 0, p.offset+p.limit
+	v := s.index.View(r.project, r.functionID, user)
+	var liveTotal int
+	var livePage []*fnv1.Execution
+	if cur == nil || live {
+		liveTotal, livePage, aerr = s.listPage(r, firsts)
+	} else { // the index walks only from its own executions
+		liveTotal, livePage, aerr = scan(v, firsts, func(string) (record, bool) { return *cur, true })
+	}
+	if aerr != nil {
+		return 0, nil, aerr
+	}
+	var liveUIDs []string
+	_ = v.Walk(execindex.Query{}, func(e *fnv1.Execution) bool { liveUIDs = append(liveUIDs, string(e.UID)); return true })
+	q := p.archiveQuery(r.project, r.functionID, user, liveUIDs, cur, firsts.limit)
+	archived, err := s.opts.Archive.List(ctx, q)
+	if err != nil {
+		return 0, nil, internalError(err)
+	}
+	total := 0
+	if p.countTotal {
+		n, err := s.opts.Archive.Count(ctx, q, maxTotal)
+		if err != nil {
+			return 0, nil, internalError(err)
+		}
+		total = min(liveTotal+n, maxTotal)
+	}
+	recs := p.mergePage(p.cursor != nil && p.cursor.Method == qCursorBefore, summaries(livePage), summaries(archived))
+	page := make([]*fnv1.Execution, len(recs))
+	for i, rec := range recs {
+		page[i] = rec.src
+	}
+	return total, page, nil
+}
+
+// listCursor finds the plan's cursor among the objects (live) or in the
+// archive, as the caller may see it; nil without a cursor.
+func (s *Server) listCursor(ctx context.Context, r request, p listPlan) (cur *record, live bool, aerr *apiError) {
+	if p.cursor == nil {
+		return nil, false, nil
+	}
+	id := p.cursor.Values[0].(string)
+	if rec, ok := s.liveCursor(r, id); ok {
+		return &rec, true, nil
+	}
+	e, err := s.opts.Archive.Get(ctx, r.project, r.functionID, id)
+	switch {
+	case errors.Is(err, archive.ErrNotFound) || (err == nil && !r.caller.canSee(e.Spec.UserID)):
+		return nil, false, cursorNotFound(id)
+	case err != nil:
+		return nil, false, internalError(err)
+	}
+	rec := summarize(e)
+	return &rec, false, nil
+}
+
+// summaries are the executions as queries see them.
+func summaries(execs []*fnv1.Execution) []record {
+	out := make([]record, len(execs))
+	for i, e := range execs {
+		out[i] = summarize(e)
+	}
+	return out
 }

@@ -88,14 +88,6 @@ func TestArchiveListsAsScanned(t *testing.T) {
 	}
 }
 
-func summaries(execs []*fnv1.Execution) []record {
-	out := make([]record, len(execs))
-	for i, e := range execs {
-		out[i] = summarize(e)
-	}
-	return out
-}
-
 // archivedHistory is n finished executions of "fn" with every attribute
 // varied, many created in the same second (ties), some with facade IDs
 // (microseconds).
@@ -162,13 +154,17 @@ func randomFilter(rnd *rand.Rand, execs []*fnv1.Execution, depth int) Query {
 		return q
 	}
 	e := execs[rnd.IntN(len(execs))]
+	done := e.CreationTimestamp.Time
+	if e.Status.CompletionTime != nil {
+		done = e.Status.CompletionTime.Time
+	}
 	at := func(t time.Time) any {
 		return t.Add(time.Duration(rnd.IntN(3)-1) * time.Duration([]int{1, 1000, 1e6}[rnd.IntN(3)])).UTC().Format(time.RFC3339Nano)
 	}
 	values := map[string][]any{
 		"$id":                {e.Name, "e-", e.Name[:3]},
-		"$createdAt":         {at(e.CreationTimestamp.Time), at(e.Status.CompletionTime.Time)},
-		"$updatedAt":         {at(e.Status.CompletionTime.Time)},
+		"$createdAt":         {at(e.CreationTimestamp.Time), at(done)},
+		"$updatedAt":         {at(done)},
 		"$sequence":          {float64(e.CreationTimestamp.UnixMicro()), 1.7e15 + float64(rnd.IntN(1e8))},
 		"status":             {"completed", "failed", "comp"},
 		"trigger":            {"http", "schedule", "event", "e"},
@@ -203,4 +199,63 @@ func randomFilter(rnd *rand.Rand, execs []*fnv1.Execution, depth int) Query {
 		return Query{Method: method, Attribute: attr, Values: pick(1 + rnd.IntN(2))}
 	}
 	return Query{Method: method, Attribute: attr, Values: pick(1)}
+}
+
+// TestListMergesObjectsAndArchive lists a function whose records are
+// objects only (running, or not archived yet), archived only, or both
+// (within the keep-live): the same totals, pages and errors as reading
+// all of them once in memory, for random plans, formats and callers.
+func TestListMergesObjectsAndArchive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	store, err := archive.Open(ctx, pgtest.Start(t).DSN(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rnd := rand.New(rand.NewPCG(5, 6))
+	execs := archivedHistory(rnd, 150)
+	for i, e := range tiedHistory(rnd, 40) {
+		if !e.Status.Status.IsFinished() {
+			e.UID = types.UID(fmt.Sprintf("00000000-0000-4000-9000-%012d", i))
+			e.Name = "run-" + e.Name
+			execs = append(execs, e)
+		}
+	}
+	s := offlineFacade(t, Options{Archive: store}, nil)
+	for i, e := range execs {
+		if i%3 != 1 && e.Status.Status.IsFinished() {
+			if err := store.Put(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%3 != 0 || !e.Status.Status.IsFinished() {
+			s.index.OnAdd(e, true)
+		}
+	}
+	callers := []caller{{kind: apiKey}, {kind: user, userID: "alice"}}
+	formats := []format{parseFormat("1.0.0"), parseFormat("1.4.0"), parseFormat("1.6.0"), parseFormat("1.9.0")}
+	checked := 0
+	for range 1000 {
+		f, who := formats[rnd.IntN(len(formats))], callers[rnd.IntN(len(callers))]
+		values := url.Values{"queries[]": randomQueries(rnd, f, execs)}
+		p, aerr := planList(f, values)
+		if aerr != nil {
+			continue
+		}
+		wantTotal, want, wantErr := runRecords(p, visibleTo(who, execs))
+		total, page, aerr := s.listWithArchive(ctx, request{format: f, project: offlineProject, caller: who, functionID: "fn"}, p)
+		if (aerr == nil) != (wantErr == nil) || (aerr != nil && aerr.Type != wantErr.Type) {
+			t.Fatalf("%s %v: error %v, scan %v", f.name, values, aerr, wantErr)
+		}
+		if total != wantTotal || !slices.Equal(names(page), ids(want)) {
+			t.Fatalf("%s %v as %v:\nmerged total %d, page %v\nscan   total %d, page %v", f.name, values, who.kind, total, names(page), wantTotal, ids(want))
+		}
+		checked += len(page)
+	}
+	if checked < 2000 {
+		t.Fatalf("only %d records checked", checked)
+	}
 }
