@@ -249,7 +249,14 @@ func (p listPlan) sortKeys() []sortKey {
 		name := o.Attribute
 		keys = append(keys, sortKey{expr: expr, desc: desc, value: func(r record) any { return r.attr(name, p.f) }})
 	}
-	return append(keys, defaults...)
+	// A key after one on the same column adds nothing (the orders of
+	// listPlan.compare end with the default one).
+	for _, d := range defaults {
+		if !slices.ContainsFunc(keys, func(k sortKey) bool { return k.expr == d.expr }) {
+			keys = append(keys, d)
+		}
+	}
+	return keys
 }
 
 // orderBy is the ORDER BY of the walk: the plan's order, or its reverse
@@ -270,6 +277,24 @@ func orderBy(keys []sortKey, back bool) string {
 // order: for some key, the earlier keys equal the cursor's and this one
 // lies beyond it.
 func (b *sqlPlan) beyond(keys []sortKey, cur record, back bool) string {
+	if sameDirection(keys) {
+		// One row comparison, which an index walks, for the usual orders.
+		exprs, vals := make([]string, len(keys)), make([]string, len(keys))
+		for i, k := range keys {
+			exprs[i], vals[i] = k.expr, b.arg(k.value(cur))
+		}
+		op := ">"
+		if keys[0].desc != back {
+			op = "<"
+		}
+		return "(" + strings.Join(exprs, ", ") + ") " + op + " (" + strings.Join(vals, ", ") + ")"
+	}
+	// The first key bounds the walk (an index range), the rest decide ties.
+	bound := " >= "
+	if keys[0].desc != back {
+		bound = " <= "
+	}
+	first := keys[0].expr + bound + b.arg(keys[0].value(cur))
 	var ors []string
 	for i, k := range keys {
 		terms := make([]string, 0, i+1)
@@ -283,7 +308,16 @@ func (b *sqlPlan) beyond(keys []sortKey, cur record, back bool) string {
 		terms = append(terms, k.expr+" "+op+" "+b.arg(k.value(cur)))
 		ors = append(ors, strings.Join(terms, " AND "))
 	}
-	return join(ors, "OR", "FALSE")
+	return first + " AND " + join(ors, "OR", "FALSE")
+}
+
+func sameDirection(keys []sortKey) bool {
+	for _, k := range keys {
+		if k.desc != keys[0].desc {
+			return false
+		}
+	}
+	return true
 }
 
 // archiveQuery is the plan as a query of the archive for the first n
