@@ -166,7 +166,7 @@ func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *api
 	if s.opts.Archive != nil {
 		// A finished record may be archived already (the keep-live):
 		// it goes too, or a get would find it there.
-		if aerr := s.deleteArchived(ctx, r); aerr != nil {
+		if aerr := s.deleteArchived(ctx, r, uid); aerr != nil {
 			return 0, nil, aerr
 		}
 	}
@@ -174,12 +174,13 @@ func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *api
 }
 
 // deleteArchived deletes the request's record from the archive, for API
-// keys only, like the objects.
-func (s *Server) deleteArchived(ctx context.Context, r request) *apiError {
+// keys only, like the objects; the operator will not archive the objects
+// of uids (being deleted) after that.
+func (s *Server) deleteArchived(ctx context.Context, r request, uids ...types.UID) *apiError {
 	if r.caller.kind != apiKey {
 		return newError(errUserUnauthorized)
 	}
-	if _, err := s.opts.Archive.Delete(ctx, r.project, r.functionID, r.executionID); err != nil {
+	if _, err := s.opts.Archive.Delete(ctx, r.project, r.functionID, r.executionID, uids...); err != nil {
 		return internalError(err)
 	}
 	return nil

@@ -51,6 +51,7 @@ func TestStore(t *testing.T) {
 	t.Run("retention", func(t *testing.T) { testDeleteFinishedBefore(t, open(t, newDB(t))) })
 	t.Run("metrics", func(t *testing.T) { testRefresh(t, open(t, newDB(t))) })
 	t.Run("retention runnable", func(t *testing.T) { testRetention(t, open(t, newDB(t))) })
+	t.Run("delete races archiving", func(t *testing.T) { testDeleteRacesPut(t, open(t, newDB(t))) })
 	// Last: it stops the server.
 	t.Run("outage", func(t *testing.T) { testOutage(t, server, open(t, newDB(t))) })
 }
@@ -183,6 +184,28 @@ func testPutGet(t *testing.T, s *Store) {
 	}
 	if _, err := s.Get(ctx, "p1", "fn", "exec2"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get after Delete: %v", err)
+	}
+	// A deleted record is not archived again, nor is the object whose UID
+	// a delete named before it was archived.
+	notYet := finished("p1", "fn", "not-yet-archived", t0)
+	if _, err := s.Delete(ctx, "p1", "fn", notYet.Name, notYet.UID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, other, notYet, finished("p1", "fn", "exec3", t0)); err != nil {
+		t.Fatal(err)
+	}
+	for uid, want := range map[types.UID]bool{other.UID: false, notYet.UID: false, finished("p1", "fn", "exec3", t0).UID: true} {
+		if has, err := s.Has(ctx, uid); err != nil || has != want {
+			t.Fatalf("Has(%s) after deletes = %v, %v; want %v", uid, has, err, want)
+		}
+	}
+	// Retention forgets the deletions with the records.
+	if _, err := s.DeleteFinishedBefore(ctx, time.Now().Add(time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+	var tombstones int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM deleted_executions").Scan(&tombstones); err != nil || tombstones != 0 {
+		t.Fatalf("%d deletions remembered (%v) after the retention", tombstones, err)
 	}
 	if has, err := s.Has(ctx, "00000000-0000-4000-8000-000000000000"); err != nil || has {
 		t.Fatalf("Has(unknown) = %v, %v", has, err)
@@ -326,6 +349,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("waited 20s for %s", what)
+		}
+	}
+}
+
+// A client's delete and the operator's archiving of the same record, at
+// the same time, whichever goes first: the record ends deleted.
+func testDeleteRacesPut(t *testing.T, s *Store) {
+	ctx := context.Background()
+	for i := range 100 {
+		e := finished("p1", "fn", fmt.Sprintf("race%d", i), t0.Add(time.Duration(i)*time.Second))
+		var wg sync.WaitGroup
+		var putErr, delErr error
+		wg.Go(func() { putErr = s.Put(ctx, e) })
+		wg.Go(func() { _, delErr = s.Delete(ctx, "p1", "fn", e.Name, e.UID) })
+		wg.Wait()
+		if putErr != nil || delErr != nil {
+			t.Fatal(putErr, delErr)
+		}
+		if has, err := s.Has(ctx, e.UID); err != nil || has {
+			t.Fatalf("round %d: the deleted record is archived (%v)", i, err)
 		}
 	}
 }

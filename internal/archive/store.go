@@ -28,7 +28,8 @@ var upsert = func() string {
 
 // Put archives finished Executions, which must have their outputs (not a
 // stripped cached copy), in one transaction: when it returns nil every
-// record is committed, and the objects may go.
+// record is committed, and the objects may go. A record a client deleted
+// (Delete) is not written back.
 func (s *Store) Put(ctx context.Context, execs ...*fnv1.Execution) error {
 	rows := make([]row, 0, len(execs))
 	for _, e := range execs {
@@ -44,10 +45,23 @@ func (s *Store) Put(ctx context.Context, execs ...*fnv1.Execution) error {
 	if err := s.Migrate(ctx); err != nil {
 		return err
 	}
+	uids := make([]string, len(rows))
+	for i := range rows {
+		uids[i] = string(rows[i].uid)
+	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockUIDs(ctx, tx, uids); err != nil {
+			return err
+		}
+		deleted, err := deletedAmong(ctx, tx, uids)
+		if err != nil {
+			return err
+		}
 		batch := &pgx.Batch{}
 		for i := range rows {
-			batch.Queue(upsert, rows[i].values()...)
+			if !deleted[string(rows[i].uid)] {
+				batch.Queue(upsert, rows[i].values()...)
+			}
 		}
 		return tx.SendBatch(ctx, batch).Close()
 	})
@@ -100,17 +114,66 @@ func scanRow(src pgx.Row) (row, error) {
 	return r, err
 }
 
-// Delete deletes a function's archived record, reporting whether there
-// was one.
-func (s *Store) Delete(ctx context.Context, namespace, functionID, id string) (bool, error) {
+// Delete deletes a function's archived record, and keeps it from being
+// archived again: also the Executions of the given UIDs (the object a
+// client deletes may not be archived yet). It reports whether a row went.
+func (s *Store) Delete(ctx context.Context, namespace, functionID, id string, uids ...types.UID) (bool, error) {
 	if err := s.Migrate(ctx); err != nil {
 		return false, err
 	}
-	tag, err := s.pool.Exec(ctx, "DELETE FROM executions WHERE namespace = $1 AND id = $2 AND function_id = $3", namespace, id, functionID)
+	var deleted int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "SELECT uid::text FROM executions WHERE namespace = $1 AND id = $2 AND function_id = $3", namespace, id, functionID)
+		if err != nil {
+			return err
+		}
+		all, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, uid := range uids {
+			all = append(all, string(uid))
+		}
+		if err := lockUIDs(ctx, tx, all); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO deleted_executions (uid) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING", all); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM executions WHERE uid = ANY($1::uuid[])", all)
+		deleted = tag.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("deleting from the archive: %w", err)
 	}
-	return tag.RowsAffected() > 0, nil
+	return deleted > 0, nil
+}
+
+// uidLockClass keeps the per-UID advisory locks apart from other users of
+// advisory locks ("kfn" and 1).
+const uidLockClass = 0x6b666e01
+
+// lockUIDs takes a transaction lock per UID, in one order so that two
+// transactions never wait on each other in a cycle.
+func lockUIDs(ctx context.Context, tx pgx.Tx, uids []string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(u::text))
+		FROM (SELECT DISTINCT unnest($2::uuid[]) AS u ORDER BY 1) AS sorted`, int32(uidLockClass), uids)
+	return err
+}
+
+// deletedAmong are the UIDs a client deleted.
+func deletedAmong(ctx context.Context, tx pgx.Tx, uids []string) (map[string]bool, error) {
+	rows, err := tx.Query(ctx, "SELECT uid::text FROM deleted_executions WHERE uid = ANY($1::uuid[])", uids)
+	if err != nil {
+		return nil, err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	deleted := make(map[string]bool, len(found))
+	for _, uid := range found {
+		deleted[uid] = true
+	}
+	return deleted, err
 }
 
 // DeleteFinishedBefore deletes the records that finished before cutoff,
@@ -132,7 +195,12 @@ func (s *Store) DeleteFinishedBefore(ctx context.Context, cutoff time.Time, batc
 		}
 		deleted += tag.RowsAffected()
 		if tag.RowsAffected() < int64(batch) {
-			return deleted, nil
+			break
 		}
 	}
+	// A deleted record's UID need not be kept longer than the record.
+	if _, err := s.pool.Exec(ctx, "DELETE FROM deleted_executions WHERE deleted_at < $1", cutoff); err != nil {
+		return deleted, fmt.Errorf("forgetting deleted executions older than %s: %w", cutoff.Format(time.RFC3339), err)
+	}
+	return deleted, nil
 }
