@@ -115,6 +115,8 @@ func setUpArchive(mgr ctrl.Manager, o managerOptions, store *archive.Store) erro
 		Archive:   store,
 		KeepLive:  o.archive.keepLive,
 		Clock:     clock.RealClock{},
+		// One per connection: each reconcile holds one while it writes.
+		Workers: o.archive.poolSize,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

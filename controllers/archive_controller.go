@@ -9,6 +9,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -32,6 +33,9 @@ type ArchiveReconciler struct {
 	// kubectl and the watch still show recent runs.
 	KeepLive time.Duration
 	Clock    clock.PassiveClock
+	// Workers archive that many Executions at once (at least one): a
+	// burst finishes faster than one upsert at a time.
+	Workers int
 }
 
 // +kubebuilder:rbac:groups=functions.kfn.dev,resources=executions,verbs=get;list;watch;delete
@@ -89,6 +93,7 @@ func (r *ArchiveReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&fnv1.Execution{}, builder.WithPredicates(finished)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Workers)}).
 		Named("archive").
 		Complete(r)
 }
