@@ -28,14 +28,26 @@ func runAPIServer(args []string) int {
 	fs.StringVar(&addrs.Probe, "health-probe-bind-address", ":8081", "address of the health and readiness probes")
 	fs.StringVar(&addrs.Pprof, "pprof-bind-address", "", "serve Go's pprof profiles (/debug/pprof/) on this address, for memory and CPU investigations (empty: off)")
 	apiserver.BindFlags(fs, "", &o)
+	var archived archiveOptions
+	bindArchiveConnectionFlags(fs, &archived)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	noteExplicitArchiveFlags(fs, &archived)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	limitMemory()
-	if err := apiserver.Run(ctrl.SetupSignalHandler(), o, addrs); err != nil {
+	ctx := ctrl.SetupSignalHandler()
+	store, err := openArchive(ctx, archived)
+	if err == nil && store != nil {
+		defer store.Close()
+		o.Archive = store
+	}
+	if err == nil {
+		err = apiserver.Run(ctx, o, addrs)
+	}
+	if err != nil {
 		ctrl.Log.Error(err, "apiserver stopped")
 		return 1
 	}

@@ -49,6 +49,7 @@ type managerOptions struct {
 	// apiserver serves the REST facade in the manager when its
 	// BindAddress is set.
 	apiserver apiserver.Options
+	archive   archiveOptions
 }
 
 func runManager(args []string) int {
@@ -79,7 +80,7 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 		"how the runner reaches function pods: init-container (any runtime) or image-volume (no extra container; containerd 2.1+, CRI-O 1.31+)")
 	fs.StringVar(&o.runtimeCatalog, "runtime-catalog", "", "file listing the runtimes functions may name")
 	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
-	fs.DurationVar(&o.retention, "execution-retention", 336*time.Hour, "delete finished executions this long after they finish; Appwrite keeps them 14 days (0 keeps them; each Function's history limits cap them either way)")
+	fs.DurationVar(&o.retention, "execution-retention", 336*time.Hour, "delete finished executions this long after they finish; Appwrite keeps them 14 days (0 keeps them; each Function's history limits cap them either way, unless they are archived: then this applies to the archive)")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
 	bindFunctionDefaultsFlags(fs, &o)
 	fs.StringVar(&o.watchResources, "watch-resources", "",
@@ -91,9 +92,12 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 	fs.StringVar(&o.facadeProjectRole, "facade-project-role", "kfn-apiserver-project", "the ClusterRole holding the facade's rights in a project namespace")
 	fs.StringVar(&o.apiserver.BindAddress, "apiserver-bind-address", "", "also serve the Appwrite REST facade on this address (empty: off)")
 	apiserver.BindFlags(fs, "apiserver-", &o.apiserver)
+	bindArchiveFlags(fs, &o.archive)
 	zapOpts := &zap.Options{}
 	zapOpts.BindFlags(fs)
-	return o, zapOpts, fs.Parse(args)
+	err := fs.Parse(args)
+	noteExplicitArchiveFlags(fs, &o.archive)
+	return o, zapOpts, err
 }
 
 // bindFunctionDefaultsFlags binds the flags that bound function pods.
@@ -165,6 +169,41 @@ func startManager(ctx context.Context, o managerOptions) error {
 	if err != nil {
 		return fmt.Errorf("--watch-resources: %w", err)
 	}
+	store, err := openArchive(ctx, o.archive)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer store.Close()
+	}
+	o.apiserver.Archive = store
+	mgr, err := newManager(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := setUpExecutionControllers(mgr, o, catalog, jobs, store != nil); err != nil {
+		return err
+	}
+	if store != nil {
+		if err := setUpArchive(mgr, o, store); err != nil {
+			return err
+		}
+	}
+	if err := setUpTriggerControllers(mgr, o, watch); err != nil {
+		return err
+	}
+	if err := setUpProjectAccess(mgr, o); err != nil {
+		return err
+	}
+	if err := setUpChecks(mgr, o); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// newManager makes the controller-runtime manager with kfn's cache and the
+// Execution indexes the controllers read by.
+func newManager(ctx context.Context, o managerOptions) (ctrl.Manager, error) {
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 kube.NewScheme(),
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
@@ -180,32 +219,20 @@ func startManager(ctx context.Context, o managerOptions) error {
 		Cache: kube.CacheOptions(kube.Operator),
 	})
 	if err != nil {
-		return fmt.Errorf("creating the manager: %w", err)
+		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	if err := kube.IndexExecutionsByFunction(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
+		return nil, err
 	}
 	if err := kube.IndexUnfinishedExecutions(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
+		return nil, err
 	}
-	if err := setUpExecutionControllers(mgr, o, catalog, jobs); err != nil {
-		return err
-	}
-	if err := setUpTriggerControllers(mgr, o, watch); err != nil {
-		return err
-	}
-	if err := setUpProjectAccess(mgr, o); err != nil {
-		return err
-	}
-	if err := setUpChecks(mgr, o); err != nil {
-		return err
-	}
-	return mgr.Start(ctx)
+	return mgr, nil
 }
 
 // setUpExecutionControllers adds the controllers that run Executions and
-// keep Functions (code, readiness, history).
-func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog controllers.RuntimeCatalog, jobs controllers.JobOptions) error {
+// keep Functions (code, readiness, history unless it is archived).
+func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog controllers.RuntimeCatalog, jobs controllers.JobOptions, archived bool) error {
 	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
 		return err
@@ -231,6 +258,7 @@ func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog contr
 		Runtimes:  catalog,
 		Retention: o.retention,
 		Clock:     clock.RealClock{},
+		Archived:  archived,
 	}).SetupWithManager(mgr)
 }
 

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -104,4 +107,57 @@ func equalLists(a, b corev1.ResourceList) bool {
 		}
 	}
 	return true
+}
+
+// The archive is off by default; its flags without a connection string,
+// or a connection string that cannot be read, are refused with the reason.
+func TestManagerArchiveFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	unreachable := file("unreachable", "host="+filepath.Join(dir, "no-server")+" user=kfn connect_timeout=2\n")
+	for name, tc := range map[string]struct {
+		args []string
+		env  string
+		on   bool
+		bad  string // in the error, when refused
+	}{
+		"off by default":                  {},
+		"on from a file":                  {args: []string{"--archive-dsn-file=" + unreachable}, on: true},
+		"on from the environment":         {env: "host=" + filepath.Join(dir, "no-server"), on: true},
+		"a setting without an archive":    {args: []string{"--archive-keep-live=5m"}, bad: "so --archive-keep-live cannot apply"},
+		"both a file and the environment": {args: []string{"--archive-dsn-file=" + unreachable}, env: "host=/tmp", bad: "set one"},
+		"an empty file":                   {args: []string{"--archive-dsn-file=" + file("empty", "\n")}, bad: "is empty"},
+		"a missing file":                  {args: []string{"--archive-dsn-file=" + filepath.Join(dir, "absent")}, bad: "no such file"},
+		"a malformed connection string":   {args: []string{"--archive-dsn-file=" + file("bad", "postgres://a@h:port/db")}, bad: "connection string"},
+		"no connections":                  {args: []string{"--archive-dsn-file=" + unreachable, "--archive-pool-size=0"}, bad: "pool size"},
+		"a negative keep-live":            {args: []string{"--archive-dsn-file=" + unreachable, "--archive-keep-live=-1s"}, bad: "must not be negative"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(archiveDSNEnv, tc.env)
+			o, _, err := parseManagerFlags(tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store, err := openArchive(context.Background(), o.archive)
+			if store != nil {
+				defer store.Close()
+			}
+			switch {
+			case tc.bad != "":
+				if err == nil || !strings.Contains(err.Error(), tc.bad) {
+					t.Fatalf("error %v, want one saying %q", err, tc.bad)
+				}
+			case err != nil:
+				t.Fatal(err)
+			case (store != nil) != tc.on:
+				t.Fatalf("archive on: %v, want %v", store != nil, tc.on)
+			}
+		})
+	}
 }

@@ -11,10 +11,12 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/archive"
 )
 
 // NewID returns an Appwrite-style unique ID: 13 hex digits of the current
@@ -55,7 +57,8 @@ func hidesDisabled(r request, creating bool) bool {
 
 // execution returns an execution of the request's function (which must
 // exist) that the caller may see, and the function: the index's object,
-// read-only, which may lack its outputs (see withOutputs).
+// read-only, which may lack its outputs (see withOutputs). When only the
+// execution is not found, the function comes with the error.
 func (s *Server) execution(ctx context.Context, r request) (*fnv1.Execution, *fnv1.Function, *apiError) {
 	fn, aerr := s.function(ctx, r, false)
 	if aerr != nil {
@@ -63,7 +66,7 @@ func (s *Server) execution(ctx context.Context, r request) (*fnv1.Execution, *fn
 	}
 	e, ok := s.index.Get(r.project, r.executionID)
 	if !ok || e.Spec.FunctionName != fn.Name || !r.caller.canSee(e.Spec.UserID) {
-		return nil, nil, newError(errExecutionNotFound)
+		return nil, fn, newError(errExecutionNotFound)
 	}
 	return e, fn, nil
 }
@@ -77,7 +80,13 @@ func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiE
 	if aerr != nil {
 		return 0, nil, aerr
 	}
-	total, page, aerr := s.listPage(r, fn, plan)
+	var total int
+	var page []*fnv1.Execution
+	if s.opts.Archive != nil && r.caller.kind != guest {
+		total, page, aerr = s.listWithArchive(ctx, r, fn, plan)
+	} else {
+		total, page, aerr = s.listPage(r, fn, plan)
+	}
 	if aerr != nil {
 		return 0, nil, aerr
 	}
@@ -96,17 +105,47 @@ func (s *Server) listExecutions(ctx context.Context, r request) (int, any, *apiE
 
 func (s *Server) getExecution(ctx context.Context, r request) (int, any, *apiError) {
 	e, fn, aerr := s.execution(ctx, r)
-	if aerr != nil {
-		return 0, nil, aerr
+	if aerr == nil {
+		e, aerr = s.withOutputs(ctx, e)
 	}
-	if e, aerr = s.withOutputs(ctx, e); aerr != nil {
+	// Not an object (any more: it may go between the index and the read
+	// of its outputs), so perhaps archived.
+	if aerr != nil && aerr.Type == errExecutionNotFound && fn != nil && s.opts.Archive != nil {
+		e, aerr = s.archivedExecution(ctx, r, fn)
+	}
+	if aerr != nil {
 		return 0, nil, aerr
 	}
 	return http.StatusOK, toRecord(e, fn, r.caller.kind == apiKey).render(r.format), nil
 }
 
+// archivedExecution reads, with its outputs, a record of fn that is no
+// longer an object, if the caller may see it: the same rule as for the
+// objects (execution).
+func (s *Server) archivedExecution(ctx context.Context, r request, fn *fnv1.Function) (*fnv1.Execution, *apiError) {
+	e, err := s.opts.Archive.Get(ctx, r.project, fn.Name, r.executionID)
+	switch {
+	case errors.Is(err, archive.ErrNotFound):
+		return nil, newError(errExecutionNotFound)
+	case err != nil:
+		return nil, internalError(err)
+	case !r.caller.canSee(e.Spec.UserID):
+		return nil, newError(errExecutionNotFound)
+	}
+	return e, nil
+}
+
 func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *apiError) {
-	e, _, aerr := s.execution(ctx, r)
+	e, fn, aerr := s.execution(ctx, r)
+	if aerr != nil && aerr.Type == errExecutionNotFound && fn != nil && s.opts.Archive != nil {
+		if _, aerr = s.archivedExecution(ctx, r, fn); aerr == nil {
+			aerr = s.deleteArchived(ctx, r, fn)
+		}
+		if aerr != nil {
+			return 0, nil, aerr
+		}
+		return http.StatusNoContent, nil, nil
+	}
 	if aerr != nil {
 		return 0, nil, aerr
 	}
@@ -126,7 +165,27 @@ func (s *Server) deleteExecution(ctx context.Context, r request) (int, any, *api
 	if err := s.writer.Delete(ctx, gone, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
 		return 0, nil, internalError(err)
 	}
+	if s.opts.Archive != nil {
+		// A finished record may be archived already (the keep-live):
+		// it goes too, or a get would find it there.
+		if aerr := s.deleteArchived(ctx, r, fn, uid); aerr != nil {
+			return 0, nil, aerr
+		}
+	}
 	return http.StatusNoContent, nil, nil
+}
+
+// deleteArchived deletes the request's record from the archive, for API
+// keys only, like the objects; the operator will not archive the objects
+// of uids (being deleted) after that.
+func (s *Server) deleteArchived(ctx context.Context, r request, fn *fnv1.Function, uids ...types.UID) *apiError {
+	if r.caller.kind != apiKey {
+		return newError(errUserUnauthorized)
+	}
+	if _, err := s.opts.Archive.Delete(ctx, r.project, fn.Name, r.executionID, uids...); err != nil {
+		return internalError(err)
+	}
+	return nil
 }
 
 // dueMargin is how long before its time a scheduled execution counts as

@@ -33,7 +33,19 @@ func (s *Server) listPage(r request, fn *fnv1.Function, p listPlan) (int, []*fnv
 	if q, tiesAsc, ok := p.indexQuery(); ok {
 		return s.walkIndexed(v, r.project, p, q, tiesAsc)
 	}
-	return s.scan(v, r, fn, p)
+	return scan(v, p, functionAppwriteID(fn), func(id string) (record, bool) { return s.liveCursor(r, fn, id) })
+}
+
+// liveCursor is the cursor's record among the objects of fn the caller
+// sees.
+func (s *Server) liveCursor(r request, fn *fnv1.Function, id string) (record, bool) {
+	e, ok := s.index.Get(r.project, id)
+	if !ok || e.Spec.FunctionName != fn.Name || !r.caller.canSee(e.Spec.UserID) {
+		return record{}, false
+	}
+	rec := summarize(e)
+	rec.FunctionID = functionAppwriteID(fn)
+	return rec, true
 }
 
 // indexQuery is the index walk that answers the plan, if one does: filters
@@ -195,11 +207,10 @@ func walkTiesFlipped(v execindex.View, q execindex.Query, cursorAt *time.Time, v
 }
 
 // scan answers any plan by reading each execution of the view through
-// the attribute table; only the page is kept.
-func (s *Server) scan(v execindex.View, r request, fn *fnv1.Function, p listPlan) (int, []*fnv1.Execution, *apiError) {
+// the attribute table; only the page is kept. appwriteID is the
+// function's, which search matches; cursor finds the cursor's record.
+func scan(v execindex.View, p listPlan, appwriteID string, cursor func(id string) (record, bool)) (int, []*fnv1.Execution, *apiError) {
 	narrow, _ := p.indexFilter() // only the partitions the filters may match
-	// Search matches the function's Appwrite ID.
-	appwriteID := functionAppwriteID(fn)
 	summary := func(e *fnv1.Execution) record {
 		rec := summarize(e)
 		rec.FunctionID = appwriteID
@@ -207,13 +218,6 @@ func (s *Server) scan(v execindex.View, r request, fn *fnv1.Function, p listPlan
 	}
 	all := func(yield func(record) bool) {
 		_ = v.Walk(execindex.Query{Filter: narrow}, func(e *fnv1.Execution) bool { return yield(summary(e)) })
-	}
-	cursor := func(id string) (record, bool) {
-		e, ok := s.index.Get(r.project, id)
-		if !ok || e.Spec.FunctionName != fn.Name || !r.caller.canSee(e.Spec.UserID) {
-			return record{}, false
-		}
-		return summary(e), true
 	}
 	total, recs, aerr := p.run(all, cursor)
 	if aerr != nil {

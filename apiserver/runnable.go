@@ -7,13 +7,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 // Annotations the facade sets on the Executions it creates.
 const (
 	// AnnotationFunctionGeneration is the Function's metadata.generation
 	// when the execution was created: what the model shows as deploymentId.
-	AnnotationFunctionGeneration = "functions.kfn.dev/function-generation"
+	AnnotationFunctionGeneration = kube.AnnotationFunctionGeneration
 )
 
 // Errors of a function that cannot run (Appwrite's pre-execution checks).

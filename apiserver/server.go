@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/archive"
 	"github.com/kfn-dev/kfn/internal/execindex"
 	"github.com/kfn-dev/kfn/internal/kube"
 )
@@ -85,6 +86,10 @@ type Options struct {
 	CredentialsTTL time.Duration
 	// TrustedProxies may set X-Forwarded-For; none by default.
 	TrustedProxies []string
+	// Archive, when set, holds the records that are no longer objects
+	// (docs/archive.md): a get of an execution not among the objects reads
+	// it there.
+	Archive *archive.Store
 	// Logger logs requests.
 	Logger logr.Logger
 }

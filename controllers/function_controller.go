@@ -37,6 +37,11 @@ type FunctionReconciler struct {
 	// them (the history limits still apply). Clock measures it.
 	Retention time.Duration
 	Clock     clock.PassiveClock
+	// Archived: finished Executions go to the archive, and the
+	// ArchiveReconciler deletes each once its record is committed. No
+	// pruning here then, by age or count, as it would delete records the
+	// archive does not have yet; the archive's own retention applies.
+	Archived bool
 }
 
 // +kubebuilder:rbac:groups=functions.kfn.dev,resources=functions,verbs=get;list;watch
@@ -211,6 +216,9 @@ func patchFunctionStatus(ctx context.Context, c client.Client, fn *fnv1.Function
 // It runs after every finished execution, so the list is not copied out of
 // the cache: its Executions are only read (and deleted), never changed.
 func (r *FunctionReconciler) pruneHistory(ctx context.Context, fn *fnv1.Function) (nextExpiry time.Duration, err error) {
+	if r.Archived {
+		return 0, nil
+	}
 	execs, err := kube.ListExecutionsOf(ctx, r, fn.Namespace, fn.Name, client.UnsafeDisableDeepCopy)
 	if err != nil {
 		return 0, err

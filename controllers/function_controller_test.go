@@ -20,6 +20,7 @@ import (
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/kube"
+	"github.com/kfn-dev/kfn/internal/runner"
 )
 
 func readyCondition(t *testing.T, ns, name string) func() *metav1.Condition {
@@ -158,16 +159,22 @@ func TestSamplesApplyWithKubectl(t *testing.T) {
 // as the runner reports it finished at the given time.
 func finishAt(t *testing.T, ns, fn, name string, code int, finished time.Time) {
 	t.Helper()
-	createExecution(t, ns, name, fn, nil)
-	pod := startPod(t, waitForJob(t, ns, name))
 	res := result(code, "", "", "")
 	res.StartedAt, res.FinishedAt = finished.Add(-250*time.Millisecond), finished
+	finishWith(t, ns, fn, name, res)
+}
+
+// finishWith runs an Execution of fn to the runner's result res.
+func finishWith(t *testing.T, ns, fn, name string, res runner.Result) *fnv1.Execution {
+	t.Helper()
+	createExecution(t, ns, name, fn, nil)
+	pod := startPod(t, waitForJob(t, ns, name))
 	setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, res))
 	want := fnv1.PhaseCompleted
-	if code >= 500 {
+	if res.StatusCode >= 500 {
 		want = fnv1.PhaseFailed
 	}
-	waitForStatus(t, ns, name, want)
+	return waitForStatus(t, ns, name, want)
 }
 
 // Age is the primary rule: records older than the retention go, newer

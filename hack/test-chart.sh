@@ -27,6 +27,11 @@ expect_rendered defaults '- "--default-function-resources={\"limits\":{\"memory\
 expect_rendered defaults "- --function-tmp-size-limit=256Mi"
 expect_rendered defaults "- --function-runner-dir-size-limit=128Mi"
 if grep -q "ValidatingAdmissionPolicy" <<<"$defaults"; then echo "the Function policy is on by default"; exit 1; fi
+if grep -q -- "--archive" <<<"$defaults"; then echo "the archive is on by default"; exit 1; fi
+expect_rendered rendered "- --archive-dsn-file=/etc/kfn-archive/dsn"
+expect_rendered rendered "- --archive-keep-live=30m"
+expect_rendered rendered "secretName: kfn-archive"
+[ "$(grep -c -- "--archive-pool-size=8" <<<"$rendered")" = 2 ] || { echo "the manager and the facade do not both reach the archive"; exit 1; }
 expect_rendered rendered '- "--default-function-resources={\"limits\":{\"cpu\":2,\"memory\":\"1Gi\"},\"requests\":{\"cpu\":\"100m\",\"memory\":\"128Mi\"}}"'
 expect_rendered rendered "- --function-tmp-size-limit=0"
 expect_rendered rendered 'allowedImages: "registry.example.com/functions/,docker.io/library/busybox:1.36"'
@@ -57,6 +62,9 @@ expect_refused memory --set "manager.functionDefaults.resources.requests.memory=
 expect_refused tmpSizeLimit --set manager.functionDefaults.tmpSizeLimit=-1
 expect_refused allowedImages --set "functionPolicy.allowedImages[0]=a b"
 expect_refused allowServiceAccountToken --set-string functionPolicy.allowServiceAccountToken=yes
+expect_refused archive.secretName --set archive.enabled=true
+expect_refused poolSize --set archive.poolSize=0
+expect_refused keepLive --set archive.keepLive=soon
 
 for f in config/crd/bases/*.yaml; do
   cmp "$f" "$chart/crds/$(basename "$f")" || { echo "chart CRD $f differs: run make manifests"; exit 1; }

@@ -29,6 +29,11 @@ const (
 	// creates, which only that Execution may adopt.
 	LabelExecution = "functions.kfn.dev/execution"
 
+	// AnnotationFunctionGeneration is the Function's metadata.generation
+	// when the facade created the Execution: the Appwrite deploymentId,
+	// which the facade shows and the archive stores.
+	AnnotationFunctionGeneration = "functions.kfn.dev/function-generation"
+
 	lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 )
 

@@ -38,3 +38,10 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: ["ALL"]
 {{- end -}}
+
+{{/* The archive's Secret volume (docs/archive.md), for both components. */}}
+{{- define "kfn.archiveVolume" -}}
+- name: archive
+  secret:
+    secretName: {{ required "archive.secretName must name the Secret holding the archive's connection string (key dsn)" .Values.archive.secretName }}
+{{- end }}
