@@ -79,9 +79,15 @@ test-chart: $(HELM) ## Lint and render the Helm chart; check it matches the gene
 FUZZ_TIME ?= 10s
 
 .PHONY: test-unit
-test-unit: kube-assets ## Unit and envtest integration tests (incl. the official SDKs against the facade), then a short fuzz run.
+test-unit: kube-assets postgres ## Unit and envtest integration tests (incl. the official SDKs against the facade, the archive on a real PostgreSQL), then a short fuzz run.
 	KUBEBUILDER_ASSETS=$$(hack/build-kube-assets.sh) go test $(GO_TEST_FLAGS) $(TEST_PKGS)
 	$(MAKE) test-fuzz
+
+.PHONY: postgres
+postgres: ## Debian's PostgreSQL server, which the archive's tests start and stop themselves (installed if missing).
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		apt-get install -y -qq --no-install-recommends postgresql >&2 || \
+		{ apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends postgresql >&2; }
 
 .PHONY: test-fuzz
 test-fuzz: ## Fuzz the facade's query parser for FUZZ_TIME (seed corpus in apiserver/testdata/fuzz).
