@@ -274,7 +274,8 @@ func scaleDeployment(t *testing.T, name, component string, replicas int32) {
 		if replicas == 0 {
 			return len(pods.Items) == 0
 		}
-		return ready == int(replicas)
+		// Old pods still stopping count: a scaled component has only its own.
+		return ready == int(replicas) && len(pods.Items) == int(replicas)
 	}, eventually, poll).Should(BeTrue(), "%s scaled to %d", name, replicas)
 }
 
