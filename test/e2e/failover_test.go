@@ -148,9 +148,9 @@ func TestFailoverAPIServerRestart(t *testing.T) {
 	g.Expect(kfnPods(t)).To(Equal(before), "the kfn pods and their restart counts")
 	endpoint := facadeEndpoint(t)
 	for _, name := range []string{names[0], names[len(names)-1]} {
-		g.Eventually(func() string {
+		g.Eventually(func() (string, error) {
 			code, rec, err := facadeDo(http.MethodGet, endpoint+"/v1/functions/echo/executions/"+name, p, nil)
-			return fmt.Sprint(code, " ", rec["status"], " ", rec["responseBody"], err)
+			return fmt.Sprint(code, " ", rec["status"], " ", rec["responseBody"]), err
 		}, eventually, poll).Should(Equal(fmt.Sprintf("200 completed %s:d-%s", name, name)), "the facade's cache caught up")
 	}
 	t.Logf("API server and etcd restarted with 50 executions in flight: API back %.1fs after the restart began, all finished %.1fs after it was back",
