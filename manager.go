@@ -24,10 +24,12 @@ import (
 
 // managerOptions are the operator's settings.
 type managerOptions struct {
-	metricsAddr    string
-	probeAddr      string
-	pprofAddr      string
-	leaderElect    bool
+	metricsAddr string
+	probeAddr   string
+	pprofAddr   string
+	leaderElect bool
+	// lease is how leader election times its lease (leaderElectionTimings).
+	lease          leaseTimings
 	runnerImage    string
 	runnerDelivery string
 	runtimeCatalog string
@@ -75,6 +77,7 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the health and readiness probes")
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "serve Go's pprof profiles (/debug/pprof/) on this address, for memory and CPU investigations (empty: off)")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so only one replica reconciles")
+	bindLeaseFlags(fs, &o.lease)
 	fs.StringVar(&o.runnerImage, "runner-image", envOr("KFN_RUNNER_IMAGE", "kfn.dev/kfn:dev"), "image holding the kfn binary, copied into every function pod")
 	fs.StringVar(&o.runnerDelivery, "runner-delivery", string(controllers.DeliverByInitContainer),
 		"how the runner reaches function pods: init-container (any runtime) or image-volume (no extra container; containerd 2.1+, CRI-O 1.31+)")
@@ -98,6 +101,48 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 	err := fs.Parse(args)
 	noteExplicitArchiveFlags(fs, &o.archive)
 	return o, zapOpts, err
+}
+
+// leaseTimings time leader election. A leader that cannot renew its lease
+// for renewDeadline (the API server unreachable) stops leading and exits;
+// a leader that crashed is replaced leaseDuration after its last renewal (one
+// that stops gracefully hands the lease over at once).
+type leaseTimings struct {
+	leaseDuration, renewDeadline, retryPeriod time.Duration
+}
+
+// Defaults that ride out an API server restart (about 15 s on the local
+// node: its graceful stop, etcd, its start) with room to spare, at the cost
+// of a crashed leader's executions waiting up to 45 s for the next one;
+// controller-runtime's 15 s/10 s/2 s made the leader exit, twice, on such a
+// restart (TestFailoverAPIServerRestart).
+const (
+	defaultLeaseDuration = 45 * time.Second
+	defaultRenewDeadline = 30 * time.Second
+	defaultRetryPeriod   = 5 * time.Second
+)
+
+func bindLeaseFlags(fs *flag.FlagSet, l *leaseTimings) {
+	fs.DurationVar(&l.leaseDuration, "leader-elect-lease-duration", defaultLeaseDuration,
+		"how long after a leader's last renewal another replica may take over (how long executions wait when a leader crashes)")
+	fs.DurationVar(&l.renewDeadline, "leader-elect-renew-deadline", defaultRenewDeadline,
+		"how long the leader keeps trying to renew its lease before it stops leading and exits (the API server outage it rides out); below the lease duration")
+	fs.DurationVar(&l.retryPeriod, "leader-elect-retry-period", defaultRetryPeriod,
+		"how often replicas try to renew or take the lease")
+}
+
+// check refuses timings leader election cannot work with: client-go needs
+// lease > renew deadline > 1.2 × retry period (its jitter) > 0.
+func (l leaseTimings) check() error {
+	switch {
+	case l.retryPeriod <= 0:
+		return fmt.Errorf("--leader-elect-retry-period must be positive, not %v", l.retryPeriod)
+	case l.renewDeadline*10 <= l.retryPeriod*12:
+		return fmt.Errorf("--leader-elect-renew-deadline (%v) must be over 1.2 × --leader-elect-retry-period (%v)", l.renewDeadline, l.retryPeriod)
+	case l.leaseDuration <= l.renewDeadline:
+		return fmt.Errorf("--leader-elect-lease-duration (%v) must be over --leader-elect-renew-deadline (%v): a leader must stop before another may start", l.leaseDuration, l.renewDeadline)
+	}
+	return nil
 }
 
 // bindFunctionDefaultsFlags binds the flags that bound function pods.
@@ -169,6 +214,9 @@ func startManager(ctx context.Context, o managerOptions) error {
 	if err != nil {
 		return fmt.Errorf("--watch-resources: %w", err)
 	}
+	if err := o.lease.check(); err != nil {
+		return err
+	}
 	store, err := openArchive(ctx, o.archive)
 	if err != nil {
 		return err
@@ -214,6 +262,9 @@ func newManager(ctx context.Context, o managerOptions) (ctrl.Manager, error) {
 		// Hand the lease over on shutdown so a rollout's new pod need not
 		// wait out the lease: the manager exits right after it stops.
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &o.lease.leaseDuration,
+		RenewDeadline:                 &o.lease.renewDeadline,
+		RetryPeriod:                   &o.lease.retryPeriod,
 		// Finished Executions are cached trimmed, so memory follows live
 		// work rather than the stored history.
 		Cache: kube.CacheOptions(kube.Operator),

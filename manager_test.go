@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -159,5 +160,38 @@ func TestManagerArchiveFlags(t *testing.T) {
 				t.Fatalf("archive on: %v, want %v", store != nil, tc.on)
 			}
 		})
+	}
+}
+
+// Leader election's timings: the defaults ride out an API server restart,
+// and timings client-go cannot elect with are refused, naming the flag.
+func TestManagerLeaseTimings(t *testing.T) {
+	o, _, err := parseManagerFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.lease.check(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	if o.lease != (leaseTimings{45 * time.Second, 30 * time.Second, 5 * time.Second}) {
+		t.Errorf("defaults %+v", o.lease)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--leader-elect-lease-duration=15s", "--leader-elect-renew-deadline=10s", "--leader-elect-retry-period=2s"}, ""},
+		{[]string{"--leader-elect-lease-duration=30s"}, "--leader-elect-lease-duration (30s) must be over --leader-elect-renew-deadline (30s)"},
+		{[]string{"--leader-elect-renew-deadline=6s"}, "--leader-elect-renew-deadline (6s) must be over 1.2 × --leader-elect-retry-period (5s)"},
+		{[]string{"--leader-elect-retry-period=0s"}, "--leader-elect-retry-period must be positive"},
+	} {
+		o, _, err := parseManagerFlags(tc.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = o.lease.check()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v: got %v, want %q", tc.args, err, tc.want)
+		}
 	}
 }

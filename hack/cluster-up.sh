@@ -17,6 +17,8 @@ source "$(dirname "$0")/cluster/lib.sh"
 source "$(dirname "$0")/cluster/pki.sh"
 # shellcheck source=hack/cluster/configs.sh
 source "$(dirname "$0")/cluster/configs.sh"
+# shellcheck source=hack/cluster/control-plane.sh
+source "$(dirname "$0")/cluster/control-plane.sh"
 t0=$SECONDS
 
 node_ready() {
@@ -68,32 +70,10 @@ wait_for 30 containerd ctr_ version || fail "containerd did not answer on $CTRD_
 "$repo/hack/build-images.sh" --import pause busybox >&2 || fail "building or importing images failed"
 
 # 5. etcd and kube-apiserver.
-start etcd "$BIN/etcd" --name kfn --data-dir "$ETCD_DIR" \
-  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-  --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-  --initial-cluster "kfn=http://127.0.0.1:$((ETCD_PORT + 1))" \
-  --unsafe-no-fsync --log-level warn
-wait_for 30 etcd curl -fs "http://127.0.0.1:$ETCD_PORT/health" || fail "etcd not healthy"
-
-start kube-apiserver "$BIN/kube-apiserver" \
-  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 0.0.0.0 --secure-port "$APISERVER_PORT" --advertise-address "$IP" \
-  --service-cluster-ip-range "$SERVICE_CIDR" \
-  --client-ca-file "$PKI/ca.crt" \
-  --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
-  --service-account-issuer https://kubernetes.default.svc.cluster.local \
-  --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-  --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
-  --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
-  --kubelet-certificate-authority "$PKI/ca.crt" \
-  --kubelet-preferred-address-types InternalIP,Hostname \
-  --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
-  --requestheader-client-ca-file "$PKI/ca.crt" --requestheader-allowed-names front-proxy-client \
-  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
-  --requestheader-extra-headers-prefix X-Remote-Extra- \
-  --allow-privileged=true --profiling=false
-wait_for 60 kube-apiserver kc get --raw /readyz || fail "kube-apiserver not ready"
+start_etcd
+etcd_up || fail "etcd not healthy"
+start_kube_apiserver "$IP"
+kube_apiserver_up || fail "kube-apiserver not ready"
 
 # 6. Controllers, scheduler, kube-proxy and the kubelet.
 start kube-controller-manager "$BIN/kube-controller-manager" \

@@ -26,6 +26,7 @@ expect_rendered() {
 expect_rendered defaults '- "--default-function-resources={\"limits\":{\"memory\":\"256Mi\"},\"requests\":{\"cpu\":\"50m\",\"memory\":\"64Mi\"}}"'
 expect_rendered defaults "- --function-tmp-size-limit=256Mi"
 expect_rendered defaults "- --function-runner-dir-size-limit=128Mi"
+expect_rendered defaults "- --leader-elect-renew-deadline=30s"
 if grep -q "ValidatingAdmissionPolicy" <<<"$defaults"; then echo "the Function policy is on by default"; exit 1; fi
 if grep -q -- "--archive" <<<"$defaults"; then echo "the archive is on by default"; exit 1; fi
 expect_rendered rendered "- --archive-dsn-file=/etc/kfn-archive/dsn"
@@ -54,6 +55,8 @@ expect_refused runnerDelivery --set manager.runnerDelivery=teleport
 expect_refused replicas --set apiserver.replicas=0
 expect_refused nodePort --set apiserver.service.type=NodePort --set apiserver.service.nodePort=80
 expect_refused managre --set managre.replicas=2
+expect_refused leaderElection --set manager.replicas=2 --set manager.leaderElection=false
+expect_refused renewDeadline --set manager.renewDeadline=soon
 expect_refused maxBodyMemory --set apiserver.maxBodyMemory=lots
 expect_refused ipRateLimit --set apiserver.ipRateLimit=-1
 expect_refused watchResources --set "events.watchResources[0]=v1/secrets"

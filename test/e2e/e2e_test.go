@@ -248,8 +248,15 @@ func TestResultSurvivesAnOperatorRestart(t *testing.T) {
 
 func scaleOperator(t *testing.T, replicas int32) {
 	t.Helper()
+	scaleDeployment(t, "kfn-manager", "manager", replicas)
+}
+
+// scaleDeployment scales a kfn Deployment and waits until exactly that many
+// of its component's pods are ready (none left, for 0).
+func scaleDeployment(t *testing.T, name, component string, replicas int32) {
+	t.Helper()
 	g := NewWithT(t)
-	key := types.NamespacedName{Namespace: "kfn-system", Name: "kfn-manager"}
+	key := types.NamespacedName{Namespace: "kfn-system", Name: name}
 	deploy := &appsv1.Deployment{}
 	g.Expect(k8s.Get(bg, key, deploy)).To(Succeed())
 	patch := client.MergeFrom(deploy.DeepCopy())
@@ -257,7 +264,7 @@ func scaleOperator(t *testing.T, replicas int32) {
 	g.Expect(k8s.Patch(bg, deploy, patch)).To(Succeed())
 	g.Eventually(func() bool {
 		pods := &corev1.PodList{}
-		g.Expect(k8s.List(bg, pods, client.InNamespace("kfn-system"), client.MatchingLabels{"app.kubernetes.io/component": "manager"})).To(Succeed())
+		g.Expect(k8s.List(bg, pods, client.InNamespace("kfn-system"), client.MatchingLabels{"app.kubernetes.io/component": component})).To(Succeed())
 		ready := 0
 		for _, p := range pods.Items {
 			if p.DeletionTimestamp == nil && strings.Contains(podConditions(&p), "Ready=True") {
@@ -267,8 +274,9 @@ func scaleOperator(t *testing.T, replicas int32) {
 		if replicas == 0 {
 			return len(pods.Items) == 0
 		}
-		return ready == int(replicas)
-	}, eventually, poll).Should(BeTrue(), "operator scaled to %d", replicas)
+		// Old pods still stopping count: a scaled component has only its own.
+		return ready == int(replicas) && len(pods.Items) == int(replicas)
+	}, eventually, poll).Should(BeTrue(), "%s scaled to %d", name, replicas)
 }
 
 func podConditions(p *corev1.Pod) string {
