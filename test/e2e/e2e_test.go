@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -26,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
 	"github.com/kfn-dev/kfn/internal/kube"
@@ -54,6 +56,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The tests' clients log nothing worth reading; without a logger,
+	// controller-runtime prints a stack trace saying so.
+	ctrllog.SetLogger(logr.Discard())
 	scheme := kube.NewScheme()
 	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
