@@ -31,6 +31,8 @@ type managerOptions struct {
 	runtimeCatalog string
 	startupGrace   time.Duration
 	maxRecordBytes int
+	// maxRunningPerNamespace caps running Executions per namespace (0: none).
+	maxRunningPerNamespace int
 	// functionResources, tmpSizeLimit and runnerDirSizeLimit bound function
 	// pods (controllers.FunctionDefaults).
 	functionResources  string
@@ -75,6 +77,8 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
 	fs.DurationVar(&o.retention, "execution-retention", 336*time.Hour, "delete finished executions this long after they finish; Appwrite keeps them 14 days (0 keeps them; each Function's history limits cap them either way)")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
+	fs.IntVar(&o.maxRunningPerNamespace, "max-running-per-namespace", 100,
+		"executions running at once in one namespace, all functions together; more wait, in creation order, for a slot (0: no cap; each Function's maxConcurrency applies too)")
 	bindFunctionDefaultsFlags(fs, &o)
 	fs.StringVar(&o.watchResources, "watch-resources", "",
 		"comma-separated group/version/resource list (core group: v1/configmaps) whose changes are events for functions, as <resource>.<namespace>.<name>.<action>; grant the operator get, list and watch on them")
@@ -146,6 +150,9 @@ func startManager(ctx context.Context, o managerOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.maxRunningPerNamespace < 0 {
+		return fmt.Errorf("--max-running-per-namespace must be 0 (no cap) or more, not %d", o.maxRunningPerNamespace)
+	}
 	catalog := controllers.RuntimeCatalog{}
 	if o.runtimeCatalog != "" {
 		if catalog, err = controllers.LoadRuntimeCatalog(o.runtimeCatalog); err != nil {
@@ -208,6 +215,8 @@ func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog contr
 		Runtimes:       catalog,
 		Jobs:           jobs,
 		MaxRecordBytes: o.maxRecordBytes,
+
+		MaxRunningPerNamespace: o.maxRunningPerNamespace,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

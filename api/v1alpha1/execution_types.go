@@ -142,6 +142,9 @@ const (
 
 	ReasonScheduled        = "Scheduled"
 	ReasonWaiting          = "Waiting"
+	// ReasonWaitingForSlot: the execution waits, in creation order, until
+	// its Function's maxConcurrency or the namespace's cap lets it start.
+	ReasonWaitingForSlot = "WaitingForSlot"
 	ReasonProcessing       = "Processing"
 	ReasonCompleted        = "Completed"
 	ReasonFunctionFailed   = "FunctionFailed"
