@@ -1,10 +1,13 @@
 package controllers
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -91,4 +94,94 @@ func TestAsCandidate(t *testing.T) {
 	g.Expect(c.queued).To(Equal(created.Time))
 	c, _ = r.asCandidate(exec("given", nil), nil, now)
 	g.Expect(c.running).To(BeTrue(), "given a slot here")
+}
+
+// statusWrites counts the operator's status writes of one Execution.
+func statusWrites(ns, name string) int {
+	n := 0
+	for _, w := range apiWrites.of(ns) {
+		if w == "update/status Execution "+name {
+			n++
+		}
+	}
+	return n
+}
+
+// hasJob reports whether the Execution's Job exists.
+func hasJob(ns, name string) bool {
+	return k8s.Get(bg, types.NamespacedName{Namespace: ns, Name: jobName(name)}, &batchv1.Job{}) == nil
+}
+
+// finishRun plays the kubelet for an Execution whose Job exists: its pod
+// runs and ends with a result, and the record is written.
+func finishRun(t *testing.T, ns, name string) {
+	t.Helper()
+	pod := startPod(t, waitForJob(t, ns, jobName(name)))
+	setFunctionState(t, pod, corev1.PodSucceeded, terminatedWith(t, result(200, "ok", "", "")))
+	waitForStatus(t, ns, name, fnv1.PhaseCompleted)
+}
+
+// A burst beyond a Function's maxConcurrency and the namespace cap waits,
+// reason WaitingForSlot, and starts in creation order as runs finish; no
+// more Jobs than the limits allow exist at any time; a fresh ledger (an
+// operator restart) sees the same from the cache; and waiting costs one
+// status write.
+func TestAdmissionHoldsABurstInCreationOrder(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	createFunction(t, ns, "a", func(f *fnv1.Function) { f.Spec.MaxConcurrency = 2 })
+	createFunction(t, ns, "b", func(f *fnv1.Function) { f.Spec.MaxConcurrency = 20 })
+	waitForReady(t, ns, "a", "b")
+	jobs := func(names ...string) []bool {
+		var out []bool
+		for _, n := range names {
+			out = append(out, hasJob(ns, n))
+		}
+		return out
+	}
+	for _, name := range []string{"a-1", "a-2", "a-3", "a-4", "a-5"} {
+		createExecution(t, ns, name, "a", nil)
+	}
+	g.Eventually(func() string { return getExecution(t, ns, "a-5").Status.Reason }, eventually, poll).Should(Equal(fnv1.ReasonWaitingForSlot))
+	held := getExecution(t, ns, "a-5")
+	g.Expect(held.Status.Message).To(Equal("waiting for a slot: function a runs at most 2 executions at once (its maxConcurrency)"))
+	g.Expect(condition(held.Status.Conditions, fnv1.ExecutionSucceeded).Message).To(Equal(held.Status.Message))
+	g.Eventually(func() []bool { return jobs("a-1", "a-2") }, eventually, poll).Should(Equal([]bool{true, true}))
+	g.Consistently(func() []bool { return jobs("a-3", "a-4", "a-5") }, 2*time.Second, poll).Should(Equal([]bool{false, false, false}))
+
+	finishRun(t, ns, "a-1")
+	g.Eventually(func() bool { return hasJob(ns, "a-3") }, eventually, poll).Should(BeTrue(), "the oldest waiting starts")
+	g.Consistently(func() []bool { return jobs("a-4", "a-5") }, time.Second, poll).Should(Equal([]bool{false, false}))
+
+	// a-2 and a-3 run: b gets the namespace's 8 other slots, in order.
+	var bs []string
+	for i := 1; i <= 12; i++ {
+		bs = append(bs, fmt.Sprintf("b-%02d", i))
+		createExecution(t, ns, bs[i-1], "b", nil)
+	}
+	g.Eventually(func() []bool { return jobs(bs[:8]...) }, eventually, poll).Should(HaveEach(true))
+	g.Eventually(func() string { return getExecution(t, ns, "b-12").Status.Message }, eventually, poll).
+		Should(Equal(fmt.Sprintf("waiting for a slot: namespace %s runs at most %d executions at once (the operator's --max-running-per-namespace)", ns, testNamespaceCap)))
+	g.Consistently(func() []bool { return jobs(bs[8:]...) }, 2*time.Second, poll).Should(HaveEach(false))
+
+	// A fresh ledger reads the same from the cache.
+	fresh := &ExecutionReconciler{Client: mgrClient, Clock: testClock, MaxRunningPerNamespace: testNamespaceCap}
+	why, err := fresh.admit(bg, getExecution(t, ns, "a-4"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(why).To(ContainSubstring("function a runs at most 2"))
+	why, err = fresh.admit(bg, getExecution(t, ns, "b-09"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(why).To(ContainSubstring("namespace " + ns))
+
+	// A freed slot goes to the oldest that fits: b-09, not a-4 (its
+	// function is full).
+	finishRun(t, ns, "b-01")
+	g.Eventually(func() bool { return hasJob(ns, "b-09") }, eventually, poll).Should(BeTrue())
+	g.Consistently(func() []bool { return jobs("a-4", "b-10") }, time.Second, poll).Should(Equal([]bool{false, false}))
+
+	// Started at once: one status write (waiting, with its Job); held
+	// first: one more.
+	g.Eventually(func() []int { return []int{statusWrites(ns, "b-02"), statusWrites(ns, "b-09")} }, eventually, poll).Should(Equal([]int{1, 2}))
+	g.Consistently(func() []int { return []int{statusWrites(ns, "b-02"), statusWrites(ns, "b-09"), statusWrites(ns, "b-12")} }, time.Second, poll).
+		Should(Equal([]int{1, 2, 1}))
 }

@@ -142,9 +142,6 @@ const (
 
 	ReasonScheduled        = "Scheduled"
 	ReasonWaiting          = "Waiting"
-	// ReasonWaitingForSlot: the execution waits, in creation order, until
-	// its Function's maxConcurrency or the namespace's cap lets it start.
-	ReasonWaitingForSlot = "WaitingForSlot"
 	ReasonProcessing       = "Processing"
 	ReasonCompleted        = "Completed"
 	ReasonFunctionFailed   = "FunctionFailed"
@@ -167,6 +164,9 @@ const (
 	// not exist, the registry refused or cannot be reached, the name is
 	// invalid, or the pull policy forbids pulling an image not present.
 	ReasonImagePullFailed = "ImagePullFailed"
+	// ReasonWaitingForSlot: the execution waits, in creation order, until
+	// its Function's maxConcurrency or the namespace's cap lets it start.
+	ReasonWaitingForSlot = "WaitingForSlot"
 )
 
 // ExecutionStatus is the Appwrite execution record.
