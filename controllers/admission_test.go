@@ -182,6 +182,8 @@ func TestAdmissionHoldsABurstInCreationOrder(t *testing.T) {
 	// Started at once: one status write (waiting, with its Job); held
 	// first: one more.
 	g.Eventually(func() []int { return []int{statusWrites(ns, "b-02"), statusWrites(ns, "b-09")} }, eventually, poll).Should(Equal([]int{1, 2}))
-	g.Consistently(func() []int { return []int{statusWrites(ns, "b-02"), statusWrites(ns, "b-09"), statusWrites(ns, "b-12")} }, time.Second, poll).
+	g.Consistently(func() []int {
+		return []int{statusWrites(ns, "b-02"), statusWrites(ns, "b-09"), statusWrites(ns, "b-12")}
+	}, time.Second, poll).
 		Should(Equal([]int{1, 2, 1}))
 }
