@@ -80,6 +80,11 @@ type Options struct {
 	// to smallBody are not counted); a request that does not fit is
 	// answered 429 before its body is read.
 	MaxBodyMemory int64
+	// MaxSyncWaiters bounds the synchronous creates waiting at once for
+	// their executions; one more is answered 429 before anything is
+	// created. A wait holds little memory, but more waiters than the
+	// cluster runs executions in a sync timeout only wait to time out.
+	MaxSyncWaiters int
 	// ReadTimeout bounds reading a whole request, body included.
 	ReadTimeout time.Duration
 	// TrustedProxies may set X-Forwarded-For; none by default.
@@ -102,8 +107,9 @@ func DefaultOptions() Options {
 		LimitPeriod: time.Minute,
 		// Four 11 MiB bodies: a 10 MiB create costs about twice its body
 		// while it is read and turned into Secrets.
-		MaxBodyMemory: 4 * maxRequestBody,
-		ReadTimeout:   60 * time.Second,
+		MaxBodyMemory:  4 * maxRequestBody,
+		MaxSyncWaiters: defaultMaxSyncWaiters,
+		ReadTimeout:    60 * time.Second,
 	}
 }
 
@@ -134,6 +140,9 @@ func (o Options) withDefaults() Options {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = d.ReadTimeout
 	}
+	if o.MaxSyncWaiters <= 0 {
+		o.MaxSyncWaiters = d.MaxSyncWaiters
+	}
 	return o
 }
 
@@ -163,9 +172,11 @@ type Server struct {
 	limits    limits
 	// bodies bounds the create request bodies held in memory at once.
 	bodies *budget
-	engine *gin.Engine
-	log    logr.Logger
-	ready  chan struct{}
+	// syncWaiters bounds the synchronous creates waiting at once.
+	syncWaiters *budget
+	engine      *gin.Engine
+	log         logr.Logger
+	ready       chan struct{}
 }
 
 // informerOf is one informer the handlers read from.
@@ -218,18 +229,19 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) (*Server, error) {
 // any kind (tests and benchmarks use fakes).
 func newServer(opts Options, reader, live client.Reader, writer client.Client, creds, jwtKeys client.Reader) *Server {
 	s := &Server{
-		opts:    opts,
-		reader:  reader,
-		live:    live,
-		writer:  writer,
-		creds:   creds,
-		jwtKeys: jwtKeys,
-		index:   execindex.New(),
-		waiters: newWaiters(),
-		log:     opts.Logger,
-		ready:   make(chan struct{}),
-		limits:  newLimits(opts),
-		bodies:  newBudget(opts.MaxBodyMemory),
+		opts:        opts,
+		reader:      reader,
+		live:        live,
+		writer:      writer,
+		creds:       creds,
+		jwtKeys:     jwtKeys,
+		index:       execindex.New(),
+		waiters:     newWaiters(),
+		log:         opts.Logger,
+		ready:       make(chan struct{}),
+		limits:      newLimits(opts),
+		bodies:      newBudget(opts.MaxBodyMemory),
+		syncWaiters: newBudget(int64(opts.MaxSyncWaiters)),
 	}
 	return s
 }
