@@ -53,16 +53,17 @@ func TestBurstIsHeldWithinTheCaps(t *testing.T) {
 		return "wide"
 	}
 
-	jobs := watchJobs(t, ns)
-	s := startLoadSampler(ns)
+	c := loadClient(t)
+	jobs := watchJobs(t, c, ns)
+	s := startLoadSampler(c, ns)
 	start := time.Now()
-	created := createBurst(t, ns, total, 16, functionOf)
+	created := createBurst(t, c, ns, total, 16, functionOf)
 	createdIn := time.Since(start)
 
 	var finished time.Duration
 	g.Eventually(func(g Gomega) {
 		execs := &fnv1.ExecutionList{}
-		g.Expect(k8s.List(bg, execs, client.InNamespace(ns))).To(Succeed())
+		g.Expect(c.List(bg, execs, client.InNamespace(ns))).To(Succeed())
 		done := 0
 		for _, e := range execs.Items {
 			g.Expect(e.Status.Status).NotTo(Equal(fnv1.PhaseFailed), "execution %s: %s", e.Name, e.Status.Message)
@@ -83,6 +84,18 @@ func TestBurstIsHeldWithinTheCaps(t *testing.T) {
 	g.Expect(st.heldByNamespace && st.heldByFunction).To(BeTrue(), "both limits held executions: namespace %v, function %v", st.heldByNamespace, st.heldByFunction)
 	g.Expect(st.slowestList).To(BeNumerically("<", 2*time.Second), "listing the executions during the burst")
 	expectCreationOrder(t, created, jobs.made())
+}
+
+// loadClient is a client without the default client-side rate limit (5
+// requests a second), which would make a burst a trickle.
+func loadClient(t *testing.T) client.WithWatch {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	cfg.QPS, cfg.Burst = 500, 1000
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: kube.NewScheme()})
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	return c
 }
 
 // managerIntFlag reads an integer flag of the installed manager.
@@ -108,7 +121,7 @@ type burstExecution struct {
 
 // createBurst creates n asynchronous Executions named load-NNNN from
 // workers parallel clients.
-func createBurst(t *testing.T, ns string, n, workers int, functionOf func(int) string) []burstExecution {
+func createBurst(t *testing.T, c client.Client, ns string, n, workers int, functionOf func(int) string) []burstExecution {
 	t.Helper()
 	out := make([]burstExecution, n)
 	next := make(chan int)
@@ -123,7 +136,7 @@ func createBurst(t *testing.T, ns string, n, workers int, functionOf func(int) s
 					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("load-%04d", i), Namespace: ns},
 					Spec:       fnv1.ExecutionSpec{FunctionName: functionOf(i), Async: true},
 				}
-				if err := k8s.Create(bg, e); err != nil {
+				if err := c.Create(bg, e); err != nil {
 					errs <- err
 					continue
 				}
@@ -194,12 +207,8 @@ func (w *jobWatch) made() map[string]time.Time {
 
 // watchJobs watches the namespace's Jobs until the test ends, re-opening
 // the watch if the API server closes it.
-func watchJobs(t *testing.T, ns string) *jobWatch {
+func watchJobs(t *testing.T, wc client.WithWatch, ns string) *jobWatch {
 	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
-	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: kube.NewScheme()})
-	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	jw := &jobWatch{seen: map[string]time.Time{}}
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
@@ -250,6 +259,7 @@ type loadStats struct {
 }
 
 type loadSampler struct {
+	c     client.Client
 	stats loadStats
 	done  chan struct{}
 	wg    sync.WaitGroup
@@ -257,8 +267,8 @@ type loadSampler struct {
 
 // startLoadSampler counts the namespace's running pods and times a list of
 // its Executions (what `kubectl get executions` does) twice a second.
-func startLoadSampler(ns string) *loadSampler {
-	s := &loadSampler{done: make(chan struct{})}
+func startLoadSampler(c client.Client, ns string) *loadSampler {
+	s := &loadSampler{c: c, done: make(chan struct{})}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -276,7 +286,7 @@ func startLoadSampler(ns string) *loadSampler {
 
 func (s *loadSampler) sample(ns string) {
 	pods := &corev1.PodList{}
-	if err := k8s.List(bg, pods, client.InNamespace(ns)); err == nil {
+	if err := s.c.List(bg, pods, client.InNamespace(ns)); err == nil {
 		all, narrow := 0, 0
 		for _, p := range pods.Items {
 			if p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning {
@@ -290,7 +300,7 @@ func (s *loadSampler) sample(ns string) {
 	}
 	begin := time.Now()
 	execs := &fnv1.ExecutionList{}
-	err := k8s.List(bg, execs, client.InNamespace(ns))
+	err := s.c.List(bg, execs, client.InNamespace(ns))
 	s.stats.slowestList = max(s.stats.slowestList, time.Since(begin))
 	if err != nil {
 		s.stats.slowestList = max(s.stats.slowestList, time.Hour) // an error is no answer
