@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -77,8 +78,17 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
 	fs.DurationVar(&o.retention, "execution-retention", 336*time.Hour, "delete finished executions this long after they finish; Appwrite keeps them 14 days (0 keeps them; each Function's history limits cap them either way)")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
-	fs.IntVar(&o.maxRunningPerNamespace, "max-running-per-namespace", 100,
-		"executions running at once in one namespace, all functions together; more wait, in creation order, for a slot (0: no cap; each Function's maxConcurrency applies too)")
+	o.maxRunningPerNamespace = 100
+	fs.Func("max-running-per-namespace",
+		"executions running at once in one namespace, all functions together; more wait, in creation order, for a slot (0: no cap; each Function's maxConcurrency applies too) (default 100)",
+		func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("want 0 (no cap) or a positive number of executions, not %q", v)
+			}
+			o.maxRunningPerNamespace = n
+			return nil
+		})
 	bindFunctionDefaultsFlags(fs, &o)
 	fs.StringVar(&o.watchResources, "watch-resources", "",
 		"comma-separated group/version/resource list (core group: v1/configmaps) whose changes are events for functions, as <resource>.<namespace>.<name>.<action>; grant the operator get, list and watch on them")
@@ -149,9 +159,6 @@ func startManager(ctx context.Context, o managerOptions) error {
 	jobs, err := jobOptions(o, runnerBytes)
 	if err != nil {
 		return err
-	}
-	if o.maxRunningPerNamespace < 0 {
-		return fmt.Errorf("--max-running-per-namespace must be 0 (no cap) or more, not %d", o.maxRunningPerNamespace)
 	}
 	catalog := controllers.RuntimeCatalog{}
 	if o.runtimeCatalog != "" {
