@@ -289,7 +289,7 @@ func (s *loadSampler) sample(ns string) {
 	if err := s.c.List(bg, pods, client.InNamespace(ns)); err == nil {
 		all, narrow := 0, 0
 		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning {
+			if functionAlive(&p) {
 				all++
 				if p.Labels[kube.LabelFunction] == "narrow" {
 					narrow++
@@ -312,6 +312,23 @@ func (s *loadSampler) sample(ns string) {
 			s.stats.heldByFunction = s.stats.heldByFunction || strings.Contains(e.Status.Message, "function narrow")
 		}
 	}
+}
+
+// functionAlive reports whether a pod's function is starting or running:
+// the kubelet keeps the phase of a pod whose containers all ended at
+// Running until it has torn the pod down, which takes seconds on a busy
+// node, long after the operator has recorded the result and given the slot
+// to the next execution.
+func functionAlive(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodPending && p.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == "function" && cs.State.Terminated != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *loadSampler) stop() loadStats {
