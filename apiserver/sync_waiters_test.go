@@ -22,7 +22,11 @@ func TestConcurrentSyncCallersGetARecordOr429(t *testing.T) {
 	g := gomega.NewWithT(t)
 	p := newProject(t)
 	// The function's limit does not bind: the facade's cap is what is shown.
-	fn := p.function(t, "busy", func(f *fnv1.Function) { f.Spec.MaxConcurrency = 500 })
+	// Response format 1.0 bounds a sync wait by the function's timeout (plus
+	// a grace), not by the suite's 3 s sync timeout, which a loaded machine
+	// may take to run 64 executions.
+	fn := p.function(t, "busy", func(f *fnv1.Function) { f.Spec.MaxConcurrency, f.Spec.Timeout = 500, 60 })
+	caller := p.api().with(func(a *api) { a.format = "1.0.0" })
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -35,7 +39,7 @@ func TestConcurrentSyncCallersGetARecordOr429(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			answers[i] = p.api().create(t, fn, map[string]any{"body": "sleep:300"})
+			answers[i] = caller.create(t, fn, map[string]any{"data": "sleep:300"})
 		}()
 	}
 	wg.Wait()
