@@ -61,6 +61,7 @@ func TestBurstIsHeldWithinTheCaps(t *testing.T) {
 	createdIn := time.Since(start)
 
 	var finished time.Duration
+	lastLog := start
 	g.Eventually(func(g Gomega) {
 		execs := &fnv1.ExecutionList{}
 		g.Expect(c.List(bg, execs, client.InNamespace(ns))).To(Succeed())
@@ -71,9 +72,15 @@ func TestBurstIsHeldWithinTheCaps(t *testing.T) {
 				done++
 			}
 		}
+		if time.Since(lastLog) > 30*time.Second {
+			lastLog = time.Now()
+			st := s.snapshot()
+			t.Logf("after %s: %d completed; so far at most %d pods running, %d of narrow; slowest list %s",
+				time.Since(start).Round(time.Second), done, st.maxPods, st.maxNarrow, st.slowestList.Round(time.Millisecond))
+		}
 		g.Expect(done).To(Equal(total))
 		finished = time.Since(start)
-	}, 10*time.Minute, 3*time.Second).Should(Succeed())
+	}, 15*time.Minute, 3*time.Second).Should(Succeed(), "a bound that only catches a stuck burst (run with go test -timeout over 15m)")
 	st := s.stop()
 	t.Logf("%d executions created in %s, all completed after %s (%.1f/s); at most %d pods running (cap %d), %d of narrow (limit %d); slowest list of executions %s",
 		total, createdIn.Round(time.Millisecond), finished.Round(time.Second), float64(total)/finished.Seconds(),
@@ -260,6 +267,7 @@ type loadStats struct {
 
 type loadSampler struct {
 	c     client.Client
+	mu    sync.Mutex
 	stats loadStats
 	done  chan struct{}
 	wg    sync.WaitGroup
@@ -285,6 +293,8 @@ func startLoadSampler(c client.Client, ns string) *loadSampler {
 }
 
 func (s *loadSampler) sample(ns string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	pods := &corev1.PodList{}
 	if err := s.c.List(bg, pods, client.InNamespace(ns)); err == nil {
 		all, narrow := 0, 0
@@ -331,8 +341,14 @@ func functionAlive(p *corev1.Pod) bool {
 	return true
 }
 
+func (s *loadSampler) snapshot() loadStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
 func (s *loadSampler) stop() loadStats {
 	close(s.done)
 	s.wg.Wait()
-	return s.stats
+	return s.snapshot()
 }
