@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,8 +11,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
+	"github.com/kfn-dev/kfn/internal/kube"
 )
 
 func TestPlanSlots(t *testing.T) {
@@ -186,4 +191,64 @@ func TestAdmissionHoldsABurstInCreationOrder(t *testing.T) {
 		return []int{statusWrites(ns, "b-02"), statusWrites(ns, "b-09"), statusWrites(ns, "b-12")}
 	}, time.Second, poll).
 		Should(Equal([]int{1, 2, 1}))
+}
+
+// Reconciles deciding at once (several workers) give out no slot twice,
+// and the slots go to the oldest whichever asks first.
+func TestAdmitGivesEachSlotOnce(t *testing.T) {
+	g := NewWithT(t)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var objs []client.Object
+	var execs []*fnv1.Execution
+	for i := range 30 {
+		e := &fnv1.Execution{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("run-%02d", i), Namespace: "ns", CreationTimestamp: metav1.NewTime(t0.Add(time.Duration(i) * time.Second))},
+			Spec:       fnv1.ExecutionSpec{FunctionName: "f"},
+		}
+		objs, execs = append(objs, e), append(execs, e)
+	}
+	c := fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithObjects(objs...).
+		WithIndex(&fnv1.Execution{}, kube.UnfinishedExecutionField, func(client.Object) []string { return []string{"true"} }).Build()
+	r := &ExecutionReconciler{Client: c, Clock: clocktesting.NewFakePassiveClock(t0.Add(time.Hour)), MaxRunningPerNamespace: 7}
+
+	admitted := make([]bool, len(execs))
+	var wg sync.WaitGroup
+	for i := len(execs) - 1; i >= 0; i-- { // the newest ask first
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			why, err := r.admit(bg, execs[i])
+			g.Expect(err).NotTo(HaveOccurred())
+			admitted[i] = why == ""
+		}()
+	}
+	wg.Wait()
+	want := make([]bool, len(execs))
+	for i := range 7 {
+		want[i] = true
+	}
+	g.Expect(admitted).To(Equal(want))
+}
+
+// A slot given is held before the cache shows its Job: an execution that
+// queues ahead of it afterwards (a delayed one falling due) waits.
+func TestAdmitRemembersSlotsTheCacheDoesNotShowYet(t *testing.T) {
+	g := NewWithT(t)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	newer := &fnv1.Execution{
+		ObjectMeta: metav1.ObjectMeta{Name: "newer", Namespace: "ns", CreationTimestamp: metav1.NewTime(t0)},
+		Spec:       fnv1.ExecutionSpec{FunctionName: "f"},
+	}
+	c := fake.NewClientBuilder().WithScheme(kube.NewScheme()).WithObjects(newer).
+		WithIndex(&fnv1.Execution{}, kube.UnfinishedExecutionField, func(client.Object) []string { return []string{"true"} }).Build()
+	r := &ExecutionReconciler{Client: c, Clock: clocktesting.NewFakePassiveClock(t0.Add(time.Hour)), MaxRunningPerNamespace: 1}
+	g.Expect(r.admit(bg, newer)).To(BeEmpty())
+
+	due := &fnv1.Execution{
+		ObjectMeta: metav1.ObjectMeta{Name: "due", Namespace: "ns"},
+		Spec:       fnv1.ExecutionSpec{FunctionName: "f", Async: true, ScheduledAt: &metav1.Time{Time: t0.Add(-time.Minute)}},
+	}
+	g.Expect(c.Create(bg, due)).To(Succeed())
+	g.Expect(r.admit(bg, due)).To(ContainSubstring("namespace ns runs at most 1"))
+	g.Expect(r.admit(bg, newer)).To(BeEmpty(), "its slot stays its own")
 }

@@ -16,7 +16,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -371,12 +370,6 @@ func (r *ExecutionReconciler) getLive(ctx context.Context, key types.NamespacedN
 	return err
 }
 
-// executionWorkers is how many Executions are reconciled at once. An
-// execution costs about six API writes in turn, so one worker caps a burst
-// at 1/(6 × write latency): under 2 executions a second on a loaded node.
-// Admission's ledger keeps the limits exact whatever the number.
-const executionWorkers = 4
-
 // SetupWithManager wires the controller: Executions, their Jobs, the Jobs'
 // pods, new request Secrets (both labelled with the Execution's name), and
 // Executions that finish, for those waiting for their slots.
@@ -394,7 +387,6 @@ func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			})).
 		Watches(&fnv1.Function{}, handler.EnqueueRequestsFromMapFunc(r.waitingExecutions)).
 		Watches(&fnv1.Execution{}, r.slotEvents()).
-		WithOptions(controller.Options{MaxConcurrentReconciles: executionWorkers}).
 		Named("execution").
 		Complete(r)
 }
