@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,8 @@ type managerOptions struct {
 	runtimeCatalog string
 	startupGrace   time.Duration
 	maxRecordBytes int
+	// maxRunningPerNamespace caps running Executions per namespace (0: none).
+	maxRunningPerNamespace int
 	// functionResources, tmpSizeLimit and runnerDirSizeLimit bound function
 	// pods (controllers.FunctionDefaults).
 	functionResources  string
@@ -85,6 +88,17 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 	fs.DurationVar(&o.startupGrace, "startup-grace", 30*time.Second, "time a function pod may take to start, added to the function timeout for the Job deadline")
 	fs.DurationVar(&o.retention, "execution-retention", 336*time.Hour, "delete finished executions this long after they finish; Appwrite keeps them 14 days (0 keeps them; each Function's history limits cap them either way, unless they are archived: then this applies to the archive)")
 	fs.IntVar(&o.maxRecordBytes, "max-record-bytes", 1<<20, "bytes of response, stdout and stderr kept together in an Execution status")
+	o.maxRunningPerNamespace = 100
+	fs.Func("max-running-per-namespace",
+		"executions running at once in one namespace, all functions together; more wait, in creation order, for a slot (0: no cap; each Function's maxConcurrency applies too) (default 100)",
+		func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("want 0 (no cap) or a positive number of executions, not %q", v)
+			}
+			o.maxRunningPerNamespace = n
+			return nil
+		})
 	bindFunctionDefaultsFlags(fs, &o)
 	fs.StringVar(&o.watchResources, "watch-resources", "",
 		"comma-separated group/version/resource list (core group: v1/configmaps) whose changes are events for functions, as <resource>.<namespace>.<name>.<action>; grant the operator get, list and watch on them")
@@ -298,6 +312,8 @@ func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog contr
 		Runtimes:       catalog,
 		Jobs:           jobs,
 		MaxRecordBytes: o.maxRecordBytes,
+
+		MaxRunningPerNamespace: o.maxRunningPerNamespace,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

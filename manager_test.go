@@ -98,6 +98,20 @@ func TestManagerRefusesBadFunctionBounds(t *testing.T) {
 	}
 }
 
+func TestManagerNamespaceCapFlag(t *testing.T) {
+	for args, want := range map[string]int{"": 100, "--max-running-per-namespace=0": 0, "--max-running-per-namespace=40": 40} {
+		o, _, err := parseManagerFlags(strings.Fields(args))
+		if err != nil || o.maxRunningPerNamespace != want {
+			t.Errorf("%q: cap %d, error %v; want %d", args, o.maxRunningPerNamespace, err, want)
+		}
+	}
+	for _, bad := range []string{"-1", "many"} {
+		if _, _, err := parseManagerFlags([]string{"--max-running-per-namespace=" + bad}); err == nil || !strings.Contains(err.Error(), "want 0 (no cap) or a positive number") {
+			t.Errorf("%s: error %v", bad, err)
+		}
+	}
+}
+
 func equalLists(a, b corev1.ResourceList) bool {
 	if len(a) != len(b) {
 		return false

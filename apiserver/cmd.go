@@ -40,6 +40,7 @@ func BindFlags(fs *flag.FlagSet, prefix string, o *Options) {
 		o.MaxBodyMemory = q.Value()
 		return nil
 	})
+	fs.IntVar(&o.MaxSyncWaiters, prefix+"max-sync-waiters", d.MaxSyncWaiters, "synchronous creates waiting at once for their executions; one more is answered 429 before anything is created")
 	fs.DurationVar(&o.ReadTimeout, prefix+"read-timeout", d.ReadTimeout, "longest time to receive one request, body included")
 	fs.DurationVar(&o.CredentialsTTL, prefix+"credentials-ttl", d.CredentialsTTL, "how long a project's API keys and JWT keys are used once read: how long a revoked key still works")
 	fs.Func(prefix+"trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted", func(v string) error {

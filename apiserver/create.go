@@ -42,12 +42,30 @@ func (s *Server) createExecution(ctx context.Context, r request) (int, any, *api
 	if async {
 		return s.answerAsync(ctx, r, fn, exec, events)
 	}
+	defer s.syncWaiters.give(1)
 	return s.answerSync(ctx, r, fn, exec, events)
 }
 
+// defaultMaxSyncWaiters is about what a small cluster finishes within the
+// 30 s sync timeout: more callers would wait only to time out.
+const defaultMaxSyncWaiters = 64
+
+// takeSyncWaiter reserves a synchronous caller's wait, or refuses the
+// request, before its execution is created.
+func (s *Server) takeSyncWaiter() *apiError {
+	if s.syncWaiters.take(1) {
+		return nil
+	}
+	aerr := newErrorf(errRateLimit, "Too many synchronous executions are waiting. Please try again in a moment, or use asynchronous execution.")
+	aerr.retryAfter = 1
+	return aerr
+}
+
 // submit reads the request's parameters, its body counted against the
-// facade's body budget, and creates the Execution, then the Secrets of the
-// request. The body is no longer held once it returns, before any wait.
+// facade's body budget, reserves a synchronous caller's wait, and creates
+// the Execution, then the Secrets of the request. The body is no longer
+// held once it returns, before any wait; the wait is the caller's to give
+// back once answered.
 func (s *Server) submit(ctx context.Context, r request, fn *fnv1.Function, id string) (*fnv1.Execution, bool, *apiError) {
 	weight, aerr := s.reserveBody(r.size)
 	if aerr != nil {
@@ -69,20 +87,34 @@ func (s *Server) submit(ctx context.Context, r request, fn *fnv1.Function, id st
 		}
 		p.headers[clientIPHeader] = r.clientIP
 	}
+	if !p.async {
+		if aerr := s.takeSyncWaiter(); aerr != nil {
+			return nil, false, aerr
+		}
+	}
+	exec, aerr := s.create(ctx, r, fn, id, p)
+	if aerr != nil && !p.async {
+		s.syncWaiters.give(1)
+	}
+	return exec, p.async, aerr
+}
+
+// create creates the Execution the request asks for, then its Secrets.
+func (s *Server) create(ctx context.Context, r request, fn *fnv1.Function, id string, p createParams) (*fnv1.Execution, *apiError) {
 	exec, secrets, err := newExecution(s.writer.Scheme(), r.project, id, fn, p, r.caller)
 	if err != nil {
-		return nil, false, internalError(err)
+		return nil, internalError(err)
 	}
 	if err := s.writer.Create(ctx, exec); err != nil {
 		if apierrors.IsInvalid(err) {
-			return nil, false, newErrorf(errArgumentInvalid, "%s", err.Error())
+			return nil, newErrorf(errArgumentInvalid, "%s", err.Error())
 		}
-		return nil, false, internalError(fmt.Errorf("creating the execution: %w", err))
+		return nil, internalError(fmt.Errorf("creating the execution: %w", err))
 	}
 	if err := s.createSecrets(ctx, exec, secrets); err != nil {
-		return nil, false, internalError(err)
+		return nil, internalError(err)
 	}
-	return exec, p.async, nil
+	return exec, nil
 }
 
 // reserveBody takes a large body's declared size (the largest allowed when

@@ -78,6 +78,11 @@ type Options struct {
 	// to smallBody are not counted); a request that does not fit is
 	// answered 429 before its body is read.
 	MaxBodyMemory int64
+	// MaxSyncWaiters bounds the synchronous creates waiting at once for
+	// their executions; one more is answered 429 before anything is
+	// created. A wait holds little memory, but more waiters than the
+	// cluster runs executions in a sync timeout only wait to time out.
+	MaxSyncWaiters int
 	// ReadTimeout bounds reading a whole request, body included.
 	ReadTimeout time.Duration
 	// CredentialsTTL is how long a project's API keys and JWT keys, once
@@ -109,6 +114,7 @@ func DefaultOptions() Options {
 		// Four 11 MiB bodies: a 10 MiB create costs about twice its body
 		// while it is read and turned into Secrets.
 		MaxBodyMemory:  4 * maxRequestBody,
+		MaxSyncWaiters: defaultMaxSyncWaiters,
 		ReadTimeout:    60 * time.Second,
 		CredentialsTTL: 5 * time.Second,
 	}
@@ -144,6 +150,9 @@ func (o Options) withDefaults() Options {
 	if o.CredentialsTTL < 0 {
 		o.CredentialsTTL = 0
 	}
+	if o.MaxSyncWaiters <= 0 {
+		o.MaxSyncWaiters = d.MaxSyncWaiters
+	}
 	return o
 }
 
@@ -174,9 +183,11 @@ type Server struct {
 	rendered renderedRecords
 	// bodies bounds the create request bodies held in memory at once.
 	bodies *budget
-	engine *gin.Engine
-	log    logr.Logger
-	ready  chan struct{}
+	// syncWaiters bounds the synchronous creates waiting at once.
+	syncWaiters *budget
+	engine      *gin.Engine
+	log         logr.Logger
+	ready       chan struct{}
 }
 
 // informerOf is one informer the handlers read from.
@@ -234,6 +245,7 @@ func newServer(opts Options, reader, live client.Reader, writer client.Client, p
 		limits:      newLimits(opts),
 		bodies:      newBudget(opts.MaxBodyMemory),
 		rendered:    newRenderedRecords(),
+		syncWaiters: newBudget(int64(opts.MaxSyncWaiters)),
 	}
 	return s
 }

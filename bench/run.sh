@@ -18,7 +18,7 @@ export KUBECONFIG=$CLUSTER_DIR/kubeconfig
 make --no-print-directory cluster-up >/dev/null
 make --no-print-directory images
 # shellcheck disable=SC2086
-hack/deploy.sh --set apiserver.rateLimit=0 ${BENCH_DEPLOY_FLAGS:-}
+hack/deploy.sh --set apiserver.rateLimit=0 --set manager.maxRunningPerNamespace=0 ${BENCH_DEPLOY_FLAGS:-}
 
 cmd="make bench"
 [[ -n ${BENCH_FLAGS:-} ]] && cmd+=" BENCH_FLAGS='$BENCH_FLAGS'"
@@ -26,5 +26,5 @@ cmd="make bench"
 rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
 # shellcheck disable=SC2086
 go run ./bench/scale --command "$cmd" --label "make bench" \
-  --note "built from this tree ($rev), installed by hack/deploy.sh --set apiserver.rateLimit=0 ${BENCH_DEPLOY_FLAGS:-}" \
+  --note "built from this tree ($rev), installed by hack/deploy.sh --set apiserver.rateLimit=0 --set manager.maxRunningPerNamespace=0 ${BENCH_DEPLOY_FLAGS:-}" \
   ${BENCH_FLAGS:-}

@@ -42,6 +42,11 @@ type ExecutionReconciler struct {
 	Jobs      JobOptions
 	// MaxRecordBytes bounds response, stdout and stderr together in a status.
 	MaxRecordBytes int
+	// MaxRunningPerNamespace caps the Executions running at once in one
+	// namespace, whatever their Functions (0: no cap); see admission.go.
+	MaxRunningPerNamespace int
+
+	admission admission
 }
 
 // +kubebuilder:rbac:groups=functions.kfn.dev,resources=executions,verbs=get;list;watch;update;patch;delete
@@ -89,7 +94,7 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	}
 	failure := firstFailure(w)
 	if failure == nil && w.canStart() {
-		if w.job, err = r.createJob(ctx, exec, w.fn, w.resolved); err != nil {
+		if err := r.start(ctx, exec, &w); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -264,6 +269,18 @@ func (r *ExecutionReconciler) result(ctx context.Context, pod *corev1.Pod, term 
 	return res, nil, nil
 }
 
+// start makes the Job once admission gives the Execution a slot, or
+// records in w why it waits for one.
+func (r *ExecutionReconciler) start(ctx context.Context, exec *fnv1.Execution, w *world) error {
+	held, err := r.admit(ctx, exec)
+	if err != nil || held != "" {
+		w.heldBy = held
+		return err
+	}
+	w.job, err = r.createJob(ctx, exec, w.fn, w.resolved)
+	return err
+}
+
 func (r *ExecutionReconciler) createJob(ctx context.Context, exec *fnv1.Execution, fn *fnv1.Function, rf resolvedFunction) (*batchv1.Job, error) {
 	rf.ProjectID = r.projectID(ctx, exec.Namespace)
 	job := buildJob(exec, fn, rf, r.Jobs)
@@ -355,7 +372,8 @@ func (r *ExecutionReconciler) getLive(ctx context.Context, key types.NamespacedN
 }
 
 // SetupWithManager wires the controller: Executions, their Jobs, the Jobs'
-// pods and new request Secrets (both labelled with the Execution's name).
+// pods, new request Secrets (both labelled with the Execution's name), and
+// Executions that finish, for those waiting for their slots.
 func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&fnv1.Execution{}).
@@ -369,6 +387,7 @@ func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				DeleteFunc: func(event.DeleteEvent) bool { return false },
 			})).
 		Watches(&fnv1.Function{}, handler.EnqueueRequestsFromMapFunc(r.waitingExecutions)).
+		Watches(&fnv1.Execution{}, r.slotEvents()).
 		Named("execution").
 		Complete(r)
 }

@@ -36,6 +36,8 @@ type world struct {
 	awaitFunction, awaitSecrets time.Duration
 	// now is when the world was observed.
 	now time.Time
+	// heldBy says which limit keeps the Execution waiting for a slot.
+	heldBy string
 }
 
 // starting reports whether the Execution has yet to get its Job: none

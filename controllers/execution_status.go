@@ -46,6 +46,10 @@ func desiredStatus(w world, failure *problem, now time.Time, maxRecordBytes int)
 		st.Reason = fnv1.ReasonProcessing
 		st.Message = "the function is running"
 		st.StartTime = &running.StartedAt
+	case w.heldBy != "":
+		st.Status = fnv1.PhaseWaiting
+		st.Reason = fnv1.ReasonWaitingForSlot
+		st.Message = w.heldBy
 	default:
 		st.Status = fnv1.PhaseWaiting
 		st.Reason = fnv1.ReasonWaiting

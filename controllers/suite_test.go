@@ -48,6 +48,9 @@ const (
 	testRunnerImage    = "kfn.dev/kfn:test"
 	testStartupGrace   = 30 * time.Second
 	testMaxRecordBytes = 64 << 10
+	// testNamespaceCap binds only in the admission test: no other test
+	// runs that many executions in one namespace.
+	testNamespaceCap = 10
 )
 
 var testRuntimes = RuntimeCatalog{
@@ -88,7 +91,7 @@ func setUpControllers(mgr ctrl.Manager) error {
 		Client: c, APIReader: mgr.GetAPIReader(), Scheme: scheme,
 		Recorder: mgr.GetEventRecorder("kfn-execution"), Clock: testClock, Logs: testLogs,
 		Runtimes: testRuntimes, MaxRecordBytes: testMaxRecordBytes,
-		Jobs: jobs,
+		Jobs: jobs, MaxRunningPerNamespace: testNamespaceCap,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

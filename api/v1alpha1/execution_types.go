@@ -165,6 +165,9 @@ const (
 	// not exist, the registry refused or cannot be reached, the name is
 	// invalid, or the pull policy forbids pulling an image not present.
 	ReasonImagePullFailed = "ImagePullFailed"
+	// ReasonWaitingForSlot: the execution waits, in creation order, until
+	// its Function's maxConcurrency or the namespace's cap lets it start.
+	ReasonWaitingForSlot = "WaitingForSlot"
 )
 
 // ExecutionStatus is the Appwrite execution record.

@@ -51,6 +51,15 @@ type FunctionSpec struct {
 	// +optional
 	Timeout int32 `json:"timeout,omitempty"`
 
+	// MaxConcurrency is how many executions of the function run at once;
+	// more wait in "waiting" and start in creation order as runs finish.
+	// The operator's --max-running-per-namespace caps all functions of a
+	// namespace together.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:default=50
+	// +optional
+	MaxConcurrency int32 `json:"maxConcurrency,omitempty"`
+
 	// Variables are passed to the function as environment variables.
 	// +listType=map
 	// +listMapKey=name
@@ -284,6 +293,21 @@ func (f *Function) TimeoutSeconds() int32 {
 		return f.Spec.Timeout
 	}
 	return DefaultTimeoutSeconds
+}
+
+// DefaultMaxConcurrency is how many executions of a function run at once
+// unless its spec says otherwise: enough for a busy function, few enough
+// that a burst does not fill a node; the CRD's default marker spells it too.
+const DefaultMaxConcurrency = 50
+
+// ConcurrencyLimit is how many executions of the function may run at
+// once: the spec's limit, or the default for an object the API server has
+// not defaulted.
+func (f *Function) ConcurrencyLimit() int {
+	if f.Spec.MaxConcurrency > 0 {
+		return int(f.Spec.MaxConcurrency)
+	}
+	return DefaultMaxConcurrency
 }
 
 // DefaultExecutionsHistoryLimit is the default of both history limits; the

@@ -24,12 +24,14 @@ import (
 
 // noopFunction is the no-op Function the benchmarks run; its history
 // limits are high so that pruning neither deletes the records a benchmark
-// counts nor adds deletes to the writes it counts.
+// counts nor adds deletes to the writes it counts, and its concurrency
+// limit high so that admission does not bind (the scale issue's B2: caps
+// set high enough not to bind; bench/run.sh lifts the namespace cap).
 func noopFunction(ns, name string) *fnv1.Function {
 	return &fnv1.Function{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: fnv1.FunctionSpec{
-			Image: latency.Image, Command: []string{"true"}, Timeout: 30,
+			Image: latency.Image, Command: []string{"true"}, Timeout: 30, MaxConcurrency: 1000,
 			SuccessfulExecutionsHistoryLimit: ptr.To[int32](1000000),
 			FailedExecutionsHistoryLimit:     ptr.To[int32](1000000),
 		},

@@ -41,6 +41,10 @@ const (
 	// UnfinishedExecutionFunctionField indexes the Executions that have not
 	// finished by the Function they run.
 	UnfinishedExecutionFunctionField = "unfinished.spec.functionName"
+	// UnfinishedExecutionField indexes the Executions that have not
+	// finished under the value "true": with a namespace, a namespace's
+	// live work (what admission counts against its cap).
+	UnfinishedExecutionField = "unfinished"
 )
 
 // NewScheme knows the Kubernetes types and kfn's: what every kfn manager
@@ -91,13 +95,23 @@ func IndexExecutionsByFunction(ctx context.Context, indexer client.FieldIndexer)
 // index: what looks for a Function's live work (Executions waiting for it,
 // a schedule's unfinished ticks) lists only those, so its cost follows live
 // work rather than the stored history.
+// The UnfinishedExecutionField index comes with it.
 func IndexUnfinishedExecutions(ctx context.Context, indexer client.FieldIndexer) error {
-	return indexer.IndexField(ctx, &fnv1.Execution{}, UnfinishedExecutionFunctionField, func(obj client.Object) []string {
+	err := indexer.IndexField(ctx, &fnv1.Execution{}, UnfinishedExecutionFunctionField, func(obj client.Object) []string {
 		e := obj.(*fnv1.Execution)
 		if e.Status.Status.IsFinished() {
 			return nil
 		}
 		return []string{e.Spec.FunctionName}
+	})
+	if err != nil {
+		return err
+	}
+	return indexer.IndexField(ctx, &fnv1.Execution{}, UnfinishedExecutionField, func(obj client.Object) []string {
+		if obj.(*fnv1.Execution).Status.Status.IsFinished() {
+			return nil
+		}
+		return []string{"true"}
 	})
 }
 
