@@ -6,19 +6,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
@@ -212,65 +209,24 @@ type archiveDB struct {
 	clusterDSN string // as the pods reach it
 }
 
-// archiveServer starts PostgreSQL listening on the cluster bridge's address
-// (the pods' gateway to the node) and letting in the node's pod network
-// only, with a role and a database for kfn.
+// archiveServer starts PostgreSQL where the pods reach it (see
+// pgtest.StartForCluster) on the bridge hack/cluster made.
 func archiveServer(t *testing.T) *archiveDB {
 	t.Helper()
-	g := NewWithT(t)
 	bridge := os.Getenv("KFN_BRIDGE")
 	if bridge == "" {
 		bridge = "kfn0"
 	}
-	gateway, network := bridgeAddress(t, bridge)
-	free, err := net.Listen("tcp", net.JoinHostPort(gateway.String(), "0"))
-	g.Expect(err).NotTo(HaveOccurred())
-	port := free.Addr().(*net.TCPAddr).Port
-	g.Expect(free.Close()).To(Succeed())
-
-	db := &archiveDB{Server: pgtest.StartTCP(t, pgtest.TCP{Addr: gateway, Port: port, Allow: network})}
-	password := rand.String(24) // letters and digits: nothing to quote
-	conn := db.connect(t, "postgres")
-	defer conn.Close(bg)
-	for _, sql := range []string{"CREATE ROLE kfn LOGIN PASSWORD '" + password + "'", "CREATE DATABASE kfn OWNER kfn"} {
-		_, err := conn.Exec(bg, sql)
-		g.Expect(err).NotTo(HaveOccurred(), sql)
-	}
-	db.clusterDSN = fmt.Sprintf("host=%s port=%d user=kfn password=%s dbname=kfn sslmode=disable", gateway, port, password)
+	db := &archiveDB{}
+	db.Server, db.clusterDSN = pgtest.StartForCluster(t, bridge)
 	return db
-}
-
-// bridgeAddress is the bridge's IPv4 address and network.
-func bridgeAddress(t *testing.T, name string) (net.IP, *net.IPNet) {
-	t.Helper()
-	iface, err := net.InterfaceByName(name)
-	NewWithT(t).Expect(err).NotTo(HaveOccurred(), "the cluster bridge %s (KFN_BRIDGE)", name)
-	addrs, err := iface.Addrs()
-	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-			return n.IP, &net.IPNet{IP: n.IP.Mask(n.Mask), Mask: n.Mask}
-		}
-	}
-	t.Fatalf("the cluster bridge %s has no IPv4 address", name)
-	return nil, nil
-}
-
-// connect opens a superuser connection to database on the unix socket.
-func (db *archiveDB) connect(t *testing.T, database string) *pgx.Conn {
-	t.Helper()
-	cfg, err := pgx.ParseConfig(db.DSN())
-	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	cfg.Database = database
-	conn, err := pgx.ConnectConfig(bg, cfg)
-	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	return conn
 }
 
 // rows counts the function's archived rows, failing on an ID stored twice.
 func (db *archiveDB) rows(t *testing.T, namespace, function string) int {
 	t.Helper()
-	conn := db.connect(t, "kfn")
+	conn, err := db.Connect(bg, "kfn")
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	defer conn.Close(bg)
 	var rows, ids int
 	NewWithT(t).Expect(conn.QueryRow(bg, `SELECT count(*), count(DISTINCT id) FROM executions WHERE namespace = $1 AND function_id = $2`,

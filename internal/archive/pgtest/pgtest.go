@@ -6,6 +6,9 @@
 package pgtest
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +17,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Server is one PostgreSQL cluster in a temporary folder.
@@ -50,6 +55,68 @@ func StartTCP(tb testing.TB, tcp TCP) *Server {
 		tb.Fatalf("pgtest: TCP needs an address, a port in 1-65535 and an allowed network: %+v", tcp)
 	}
 	return start(tb, &tcp)
+}
+
+// StartForCluster starts a server that the local cluster's pods reach: on
+// the address of the cluster's bridge (their gateway to the node), open to
+// the bridge's network, with a role and a database kfn. It returns the
+// server and the DSN of role kfn there, for the pods and for this machine.
+func StartForCluster(tb testing.TB, bridge string) (*Server, string) {
+	tb.Helper()
+	gateway, network, err := bridgeAddress(bridge)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	free, err := net.Listen("tcp", net.JoinHostPort(gateway.String(), "0"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port := free.Addr().(*net.TCPAddr).Port
+	_ = free.Close()
+	s := StartTCP(tb, TCP{Addr: gateway, Port: port, Allow: network})
+
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	password := hex.EncodeToString(secret) // nothing to quote
+	conn, err := s.Connect(context.Background(), "postgres")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, sql := range []string{"CREATE ROLE kfn LOGIN PASSWORD '" + password + "'", "CREATE DATABASE kfn OWNER kfn"} {
+		if _, err := conn.Exec(context.Background(), sql); err != nil {
+			tb.Fatalf("%s: %v", sql, err)
+		}
+	}
+	return s, fmt.Sprintf("host=%s port=%d user=kfn password=%s dbname=kfn sslmode=disable", gateway, port, password)
+}
+
+// bridgeAddress is the bridge's IPv4 address and network.
+func bridgeAddress(name string) (net.IP, *net.IPNet, error) {
+	iface, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the cluster bridge %s: %w", name, err)
+	}
+	addrs, err := iface.Addrs()
+	if err != nil {
+		return nil, nil, fmt.Errorf("the cluster bridge %s: %w", name, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return n.IP, &net.IPNet{IP: n.IP.Mask(n.Mask), Mask: n.Mask}, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("the cluster bridge %s has no IPv4 address", name)
+}
+
+// Connect opens a superuser connection to database through the unix socket.
+func (s *Server) Connect(ctx context.Context, database string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(s.DSN())
+	if err != nil {
+		return nil, err
+	}
+	cfg.Database = database
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 func start(tb testing.TB, tcp *TCP) *Server {
