@@ -142,7 +142,7 @@ func start(tb testing.TB, tcp *TCP) *Server {
 		tb.Fatal(err)
 	}
 	if out, err := s.command(filepath.Join(bin, "initdb"), "-D", s.dataDir(), "-U", "postgres",
-		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		"--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
 		tb.Fatalf("initdb: %v\n%s", err, out)
 	}
 	if err := s.allowTCP(); err != nil {
@@ -152,17 +152,21 @@ func start(tb testing.TB, tcp *TCP) *Server {
 	return s
 }
 
-// allowTCP lets password users in from the allowed network.
+// allowTCP replaces initdb's pg_hba.conf (which also lets loopback
+// clients in): the socket for anyone, TCP for password roles from the
+// allowed network only.
 func (s *Server) allowTCP() error {
 	if s.tcp == nil {
 		return nil
 	}
-	hba, err := os.OpenFile(filepath.Join(s.dataDir(), "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	hba := fmt.Sprintf("local all all trust\nhost all all %s scram-sha-256\n", s.tcp.Allow)
+	// O_TRUNC keeps the owner initdb gave the file.
+	f, err := os.OpenFile(filepath.Join(s.dataDir(), "pg_hba.conf"), os.O_TRUNC|os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(hba, "host all all %s scram-sha-256\n", s.tcp.Allow)
-	if cerr := hba.Close(); err == nil {
+	_, err = f.WriteString(hba)
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return err
