@@ -116,8 +116,8 @@ deploy: images $(HELM) ## Install kfn with its Helm chart on the local cluster.
 	KUBECONFIG=$(CLUSTER_DIR)/kubeconfig HELM=$(HELM) hack/deploy.sh
 
 .PHONY: bench
-bench: $(HELM) ## Benchmarks B1–B4 on the local cluster (not part of test): one table of ratios, appended to bench/RESULTS.md.
-	HELM=$(HELM) BENCH_FLAGS="$(BENCH_FLAGS)" bench/run.sh
+bench: $(HELM) ## Benchmarks B1–B4 on the local cluster (not part of test): one table of ratios, appended to bench/RESULTS.md; then the archive's reads at BENCH_ARCHIVE_RECORDS (1000000).
+	HELM=$(HELM) BENCH_FLAGS="$(BENCH_FLAGS)" BENCH_ARCHIVE_RECORDS="$(BENCH_ARCHIVE_RECORDS)" bench/run.sh
 
 include hack/cluster.mk
 

@@ -48,22 +48,27 @@ printf '%s' "$response" > "$KFN_RESPONSE_FILE"
 // the Helm chart runs in the cluster, reached through a port-forward; the
 // executions run in real pods.
 func TestOfficialSDKsAgainstTheClusterFacade(t *testing.T) {
-	g := NewWithT(t)
 	p := newProject(t)
 	fn := createFunction(t, p.namespace, "sdk", fnv1.FunctionSpec{
 		Image: busybox, Command: []string{"sh"}, Entrypoint: "main.sh", Timeout: 30, Execute: []string{"any"},
 		Code: &fnv1.CodeSource{Inline: map[string]string{"main.sh": sdkFunction}},
 	})
 
-	endpoint := portForward(t, "svc/kfn-apiserver", 80)
+	runSDKSuite(t, p, portForward(t, "svc/kfn-apiserver", 80), fn.Name)
+}
+
+// runSDKSuite runs test/sdk's script against the facade at endpoint, on the
+// project's function, which must run sdkFunction and let anyone execute it.
+func runSDKSuite(t *testing.T, p project, endpoint, function string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(bg, 5*time.Minute)
 	defer cancel()
 	out, err := sdk.Run(ctx, sdk.Env{
-		Endpoint: endpoint + "/v1", Project: p.namespace, Function: fn.Name,
+		Endpoint: endpoint + "/v1", Project: p.namespace, Function: function,
 		APIKey: p.apiKey, JWT: p.jwt(t, "alice"), JWTRate: p.jwt(t, "bob"), RateLimit: facadeRateLimit(t),
 	})
 	t.Logf("SDK tests:\n%s", out)
-	g.Expect(err).NotTo(HaveOccurred(), "the SDK tests failed")
+	NewWithT(t).Expect(err).NotTo(HaveOccurred(), "the SDK tests failed")
 }
 
 // project is a namespace opted in as an Appwrite project, with an API key
