@@ -282,6 +282,11 @@ func facadeNewExecution(t *testing.T, p project, base string, known []string) st
 // facadeDo calls the facade with the project's API key in the newest
 // response format and decodes the JSON answer.
 func facadeDo(method, url string, p project, params map[string]any) (int, map[string]any, error) {
+	return facadeDoFormat(method, url, p, "", params)
+}
+
+// facadeDoFormat is facadeDo in a response format ("": the newest).
+func facadeDoFormat(method, url string, p project, format string, params map[string]any) (int, map[string]any, error) {
 	var body io.Reader
 	if params != nil {
 		payload, err := json.Marshal(params)
@@ -297,7 +302,10 @@ func facadeDo(method, url string, p project, params map[string]any) (int, map[st
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Appwrite-Project", p.namespace)
 	req.Header.Set("X-Appwrite-Key", p.apiKey)
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if format != "" {
+		req.Header.Set("X-Appwrite-Response-Format", format)
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
