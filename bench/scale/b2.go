@@ -97,11 +97,16 @@ func (b *bench) b2(ctx context.Context) error {
 	b.operatorWriteRows(n, s0, s1, s2)
 
 	// The create-rate test makes executions that must not run: the manager
-	// goes to 0 (B3 seeds with it at 0 too, and scales it back).
+	// goes to 0 (B3 seeds with it at 0 too, and scales it back), once the
+	// facade may serve the project (the operator grants it that).
+	rateProject, err := b.createRateProject(ctx)
+	if err != nil {
+		return err
+	}
 	if err := b.managerDown(ctx); err != nil {
 		return err
 	}
-	if err := b.createRate(ctx); err != nil {
+	if err := b.createRate(ctx, rateProject); err != nil {
 		return err
 	}
 	if !b.c.only["b3"] {
@@ -391,11 +396,7 @@ func (b *bench) waitNoJobsNoPods(ctx context.Context, ns string, waitFor time.Du
 // scaled to 0 (the executions are created, never run, then deleted with
 // their namespace), against creating Executions directly with the
 // kube-apiserver, and what a disabled function answers.
-func (b *bench) createRate(ctx context.Context) error {
-	p, err := b.createRateProject(ctx)
-	if err != nil {
-		return err
-	}
+func (b *bench) createRate(ctx context.Context, p *kbench.Project) error {
 	if err := b.disabledRate(ctx, p); err != nil {
 		return err
 	}
@@ -421,7 +422,8 @@ func (b *bench) createRate(ctx context.Context) error {
 }
 
 // createRateProject is a project with the no-op function "noop" and a
-// disabled one, "off", once the facade knows them.
+// disabled one, "off", once the facade knows them and may read the
+// project's API keys.
 func (b *bench) createRateProject(ctx context.Context) (*kbench.Project, error) {
 	p, _, err := b.noopProject(ctx, "bench-create-", "noop")
 	if err != nil {
