@@ -246,6 +246,13 @@ func randomIndexedQueries(rnd *rand.Rand, f format, execs []*fnv1.Execution) []s
 	if rnd.IntN(4) > 0 {
 		qs = append(qs, Query{Method: []string{qOrderAsc, qOrderDesc}[rnd.IntN(2)], Attribute: orders[rnd.IntN(len(orders))]})
 	}
+	return withRandomPaging(rnd, f, execs, qs)
+}
+
+// querySyntaxOf writes a query as a client of format f sends it.
+// withRandomPaging ends a random plan: perhaps a cursor (now and then one
+// that does not exist), perhaps an offset, and a limit; all in f's syntax.
+func withRandomPaging(rnd *rand.Rand, f format, execs []*fnv1.Execution, qs []Query) []string {
 	if rnd.IntN(3) > 0 {
 		id := execs[rnd.IntN(len(execs))].Name
 		if rnd.IntN(10) == 0 {
@@ -264,7 +271,6 @@ func randomIndexedQueries(rnd *rand.Rand, f format, execs []*fnv1.Execution) []s
 	return out
 }
 
-// querySyntaxOf writes a query as a client of format f sends it.
 func querySyntaxOf(q Query, f format) string {
 	if f.atLeast(v1_5) {
 		m := map[string]any{"method": q.Method, "values": q.Values}

@@ -127,22 +127,7 @@ func randomQueries(rnd *rand.Rand, f format, execs []*fnv1.Execution) []string {
 			"statusCode", "requestMethod", "requestPath", "deploymentId"}[rnd.IntN(13)]
 		qs = append(qs, Query{Method: []string{qOrderAsc, qOrderDesc}[rnd.IntN(2)], Attribute: attr})
 	}
-	if rnd.IntN(3) > 0 {
-		id := execs[rnd.IntN(len(execs))].Name
-		if rnd.IntN(10) == 0 {
-			id = "missing"
-		}
-		qs = append(qs, Query{Method: []string{qCursorAfter, qCursorBefore}[rnd.IntN(2)], Values: []any{id}})
-	}
-	if rnd.IntN(2) == 0 {
-		qs = append(qs, Query{Method: qOffset, Values: []any{float64(rnd.IntN(20))}})
-	}
-	qs = append(qs, Query{Method: qLimit, Values: []any{float64(1 + rnd.IntN(40))}})
-	out := make([]string, len(qs))
-	for i, q := range qs {
-		out[i] = querySyntaxOf(q, f)
-	}
-	return out
+	return withRandomPaging(rnd, f, execs, qs)
 }
 
 func randomFilter(rnd *rand.Rand, execs []*fnv1.Execution, depth int) Query {
