@@ -24,15 +24,7 @@ import (
 // is checked first. A delete takes the record from the archive too.
 // Without an archive such a get is 404, as before.
 func TestGetFallsBackToTheArchive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
-	pg := pgtest.Start(t)
-	store, err := archive.Open(context.Background(), pg.DSN(), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	pg, store := testArchive(t)
 	done := metav1.NewTime(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	rec := func(fn, id, user string) *fnv1.Execution {
 		return &fnv1.Execution{
@@ -151,19 +143,21 @@ func offlineDo(t *testing.T, s *Server, method, fn, id, key, user string) *httpt
 	if id != "" {
 		path += "/" + id
 	}
-	req := httptest.NewRequest(method, path, nil)
-	req.Header.Set("X-Appwrite-Project", offlineProject)
-	if key != "" {
-		req.Header.Set("X-Appwrite-Key", key)
+	return s.serveOffline(t, httptest.NewRequest(method, path, nil), key, user)
+}
+
+// testArchive is an archive on a throwaway PostgreSQL (pgtest), closed
+// when the test ends; under -short the test is skipped.
+func testArchive(t *testing.T) (*pgtest.Server, *archive.Store) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
 	}
-	if user != "" {
-		token, err := MintJWT(offlineJWTKey, user, "s", time.Now(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("X-Appwrite-JWT", token)
+	pg := pgtest.Start(t)
+	store, err := archive.Open(context.Background(), pg.DSN(), 2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	w := httptest.NewRecorder()
-	s.engine.ServeHTTP(w, req)
-	return w
+	t.Cleanup(store.Close)
+	return pg, store
 }

@@ -78,15 +78,22 @@ func (s *Server) call(t *testing.T, c offlineCall) *httptest.ResponseRecorder {
 	}
 	req := httptest.NewRequest(http.MethodPost, "/v1/functions/"+fn+"/executions", strings.NewReader(c.body))
 	req.RemoteAddr = c.ip + ":4242"
-	req.Header.Set("X-Appwrite-Project", offlineProject)
 	if c.format != "" {
 		req.Header.Set("X-Appwrite-Response-Format", c.format)
 	}
-	if c.key != "" {
-		req.Header.Set("X-Appwrite-Key", c.key)
+	return s.serveOffline(t, req, c.key, c.user)
+}
+
+// serveOffline answers req in the offline project, as the API key key or
+// the user user (a token of the project's JWT key), or else a guest.
+func (s *Server) serveOffline(t *testing.T, req *http.Request, key, user string) *httptest.ResponseRecorder {
+	t.Helper()
+	req.Header.Set("X-Appwrite-Project", offlineProject)
+	if key != "" {
+		req.Header.Set("X-Appwrite-Key", key)
 	}
-	if c.user != "" {
-		token, err := MintJWT(offlineJWTKey, c.user, "s", time.Now(), 0)
+	if user != "" {
+		token, err := MintJWT(offlineJWTKey, user, "s", time.Now(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}

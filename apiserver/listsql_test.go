@@ -13,8 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
-	"github.com/kfn-dev/kfn/internal/archive"
-	"github.com/kfn-dev/kfn/internal/archive/pgtest"
 	"github.com/kfn-dev/kfn/internal/kube"
 )
 
@@ -23,15 +21,8 @@ import (
 // pages, for random filters, searches, orders, cursors, offsets and
 // limits, in several formats, for an API key and for a user.
 func TestArchiveListsAsScanned(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
 	ctx := context.Background()
-	store, err := archive.Open(ctx, pgtest.Start(t).DSN(), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	_, store := testArchive(t)
 	rnd := rand.New(rand.NewPCG(3, 4))
 	execs := archivedHistory(rnd, 200)
 	if err := store.Put(ctx, execs...); err != nil {
@@ -191,15 +182,8 @@ func randomFilter(rnd *rand.Rand, execs []*fnv1.Execution, depth int) Query {
 // (within the keep-live): the same totals, pages and errors as reading
 // all of them once in memory, for random plans, formats and callers.
 func TestListMergesObjectsAndArchive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
 	ctx := context.Background()
-	store, err := archive.Open(ctx, pgtest.Start(t).DSN(), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	_, store := testArchive(t)
 	rnd := rand.New(rand.NewPCG(5, 6))
 	execs := archivedHistory(rnd, 150)
 	for i, e := range tiedHistory(rnd, 40) {
