@@ -392,17 +392,17 @@ func (s *Server) listWithArchive(ctx context.Context, r request, fn *fnv1.Functi
 	var liveUIDs []string
 	_ = v.Walk(execindex.Query{}, func(e *fnv1.Execution) bool { liveUIDs = append(liveUIDs, string(e.UID)); return true })
 	q := p.archiveQuery(r.project, fn.Name, user, liveUIDs, cur, firsts.limit)
-	archived, err := s.opts.Archive.List(ctx, q)
+	countLimit := 0
+	if p.countTotal {
+		countLimit = maxTotal
+	}
+	archived, archivedTotal, err := s.opts.Archive.List(ctx, q, countLimit)
 	if err != nil {
 		return 0, nil, internalError(err)
 	}
 	total := 0
 	if p.countTotal {
-		n, err := s.opts.Archive.Count(ctx, q, maxTotal)
-		if err != nil {
-			return 0, nil, internalError(err)
-		}
-		total = min(liveTotal+n, maxTotal)
+		total = min(liveTotal+archivedTotal, maxTotal)
 	}
 	recs := p.mergePage(p.cursor != nil && p.cursor.Method == qCursorBefore, summaries(livePage), summaries(archived))
 	page := make([]*fnv1.Execution, len(recs))

@@ -221,15 +221,32 @@ func measure(ctx context.Context, t *testing.T, facade *kbench.Facade, p *kbench
 		}
 	}
 	var m measured
+	cpu := kbench.StartCPU(cpuProcs()...)
 	m.list = kbench.RunLoad(ctx, *clients, *duration, 1_000_000, expect("/functions/"+f.name+"/executions?"+listQuery, http.StatusOK))
+	listCPU := cpu.Stop()
+	cpu = kbench.StartCPU(cpuProcs()...)
 	m.get = kbench.RunLoad(ctx, *clients, *duration, 1_000_000, expect("/functions/"+f.name+"/executions/", http.StatusOK))
+	getCPU := cpu.Stop()
 	m.manager, m.facade = rss(t, "manager"), rss(t, "apiserver")
-	fmt.Printf("%s (%d records): list %s\n%s (%d records): get %s\n", f.name, f.n, m.list, f.name, f.n, m.get)
+	fmt.Printf("%s (%d records): list %s\n  %s\n%s (%d records): get %s\n  %s\n", f.name, f.n, m.list, listCPU, f.name, f.n, m.get, getCPU)
 	if m.list.Errors+m.get.Errors > 0 { // a 500 says nothing more: its cause is in the facade's log
 		out, _ := exec.Command("kubectl", "-n", kfnNamespace, "logs", "deploy/kfn-apiserver", "--tail=10").CombinedOutput()
 		fmt.Printf("the facade's last log lines:\n%s\n", out)
 	}
 	return m
+}
+
+// cpuProcs are the processes a read run keeps busy; PostgreSQL's (a
+// process per connection) are most of the meter's "everything else".
+func cpuProcs() []kbench.Proc {
+	kfn := func(component string) func() (int, error) {
+		return func() (int, error) { return kbench.FindProcess("/kfn", component) }
+	}
+	return []kbench.Proc{
+		{Name: "load generator", Find: func() (int, error) { return os.Getpid(), nil }},
+		{Name: "facade", Find: kfn("apiserver")},
+		{Name: "manager", Find: kfn("manager")},
+	}
 }
 
 // rss reads a kfn process's resident memory (the node is this machine),

@@ -51,8 +51,15 @@ func (b *bench) noopProject(ctx context.Context, prefix, fn string) (*kbench.Pro
 // b2: a burst of async executions vs a burst of bare Jobs, the API writes
 // of each, then the facade's async-create rate.
 func (b *bench) b2(ctx context.Context) error {
-	p, _, err := b.noopProject(ctx, "bench-burst-", "noop")
+	p, err := b.env.NewProject(ctx, "bench-burst-", b.run)
 	if err != nil {
+		return err
+	}
+	fn := burstFunction(p.Namespace)
+	if err := b.env.Client.Create(ctx, fn); err != nil {
+		return err
+	}
+	if err := latency.WaitReady(ctx, b.env.Client, fn); err != nil {
 		return err
 	}
 	n := b.c.burst
@@ -60,7 +67,7 @@ func (b *bench) b2(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Bare Jobs: the same pod as a kfn function pod without the runner.
+	// Bare Jobs: the same image as the function's, without the runner.
 	s0, err := scrape(ctx)
 	if err != nil {
 		return err
@@ -281,12 +288,13 @@ func (b *bench) burstJobs(ctx context.Context, ns string, n int) ([]float64, tim
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	start := time.Now()
+	defer b.profileBurst(ctx, "bare Jobs", ns, n, start)()
 	w := b.startWatch(ctx, &batchv1.JobList{}, ns, n, start, func(o client.Object) (bool, bool) {
 		j := o.(*batchv1.Job)
 		return latency.JobFinished(j), true
 	})
 	err := parallel(ctx, b.c.burstClients, n, func(ctx context.Context, i int) error {
-		return b.env.Client.Create(ctx, latency.Job(ns, fmt.Sprintf("burst-%04d", i), false))
+		return b.env.Client.Create(ctx, latency.NodeJobFor(ns, fmt.Sprintf("burst-%04d", i)))
 	})
 	if err != nil {
 		return nil, 0, err
@@ -304,13 +312,14 @@ func (b *bench) burstExecutions(ctx context.Context, p *kbench.Project, n int) (
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	start := time.Now()
+	defer b.profileBurst(ctx, "kfn executions", p.Namespace, n, start)()
 	w := b.startWatch(ctx, &fnv1.ExecutionList{}, p.Namespace, n, start, func(o client.Object) (bool, bool) {
 		e := o.(*fnv1.Execution)
 		return e.Status.Status.IsFinished(), e.Status.Status == fnv1.PhaseCompleted
 	})
 	var created atomic.Int64
 	err := parallel(ctx, b.c.burstClients, n, func(ctx context.Context, i int) error {
-		code, body, err := b.facade.Do(ctx, http.MethodPost, "/functions/noop/executions", p, []byte(asyncBody), nil)
+		code, body, err := b.facade.Do(ctx, http.MethodPost, "/functions/"+burstFunctionName+"/executions", p, []byte(asyncBody), nil)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"k8s.io/utils/lru"
 )
 
 // ErrNotFound: the archive has no such record.
@@ -35,6 +36,9 @@ const defaultConnectTimeout = 10 * time.Second
 // It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// decoded keeps the listed records' objects without their outputs
+	// (see List).
+	decoded *lru.Cache
 
 	// migrateMu serialises this process's migration attempts; migrated
 	// is set once the schema is current, so later calls cost nothing.
@@ -68,7 +72,7 @@ func Open(ctx context.Context, dsn string, poolSize int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the archive's connection pool: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, decoded: lru.New(decodedEntries)}, nil
 }
 
 // Close closes every connection.

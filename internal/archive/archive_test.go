@@ -47,6 +47,7 @@ func TestStore(t *testing.T) {
 	}
 	t.Run("migrations", func(t *testing.T) { testMigrations(t, newDB(t)) })
 	t.Run("put and get", func(t *testing.T) { testPutGet(t, open(t, newDB(t))) })
+	t.Run("list", func(t *testing.T) { testList(t, open(t, newDB(t))) })
 	t.Run("bad records", func(t *testing.T) { testBadRecords(t, open(t, newDB(t))) })
 	t.Run("retention", func(t *testing.T) { testDeleteFinishedBefore(t, open(t, newDB(t))) })
 	t.Run("metrics", func(t *testing.T) { testRefresh(t, open(t, newDB(t))) })
@@ -209,6 +210,45 @@ func testPutGet(t *testing.T, s *Store) {
 	}
 	if has, err := s.Has(ctx, "00000000-0000-4000-8000-000000000000"); err != nil || has {
 		t.Fatalf("Has(unknown) = %v, %v", has, err)
+	}
+}
+
+// List reads a page and its count in one call, and a page listed again
+// (from the kept objects) is the same records, whatever a caller did to
+// the first one.
+func testList(t *testing.T, s *Store) {
+	ctx := context.Background()
+	var want []*fnv1.Execution
+	for i := range 5 {
+		e := finished("p1", "fn", fmt.Sprintf("exec%d", i), t0.Add(time.Duration(i)*time.Second))
+		e.Status.Stdout = fmt.Sprintf("out %d", i)
+		want = append(want, e)
+	}
+	want[3].Status.Status, want[3].Status.StatusCode = fnv1.PhaseFailed, 500
+	if err := s.Put(ctx, want...); err != nil {
+		t.Fatal(err)
+	}
+	// The facade's form: the page's condition is the count's and a cursor.
+	q := ListQuery{Where: "namespace = $1 AND function_id = $2 AND status <> $3 AND created_at < $4",
+		CountWhere: "namespace = $1 AND function_id = $2 AND status <> $3", CountArgs: 3,
+		OrderBy: "created_at DESC, id DESC", Args: []any{"p1", "fn", "failed", t0.Add(3 * time.Second)}, Limit: 2}
+	for round := range 2 {
+		page, total, err := s.List(ctx, q, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != 4 || len(page) != 2 {
+			t.Fatalf("round %d: total %d, %d records; want 4 and 2", round, total, len(page))
+		}
+		for i, got := range page {
+			if w := want[2-i]; !equality.Semantic.DeepEqual(got, w) {
+				t.Fatalf("round %d, record %d:\n%+v\nwant:\n%+v", round, i, got, w)
+			}
+			got.Status.Stdout, got.Labels = "changed by a caller", map[string]string{"x": "y"}
+		}
+	}
+	if page, total, err := s.List(ctx, q, 0); err != nil || total != 0 || len(page) != 2 {
+		t.Fatalf("without a count: total %d, %d records, %v", total, len(page), err)
 	}
 }
 

@@ -104,9 +104,14 @@ func (r *row) execution() (*fnv1.Execution, error) {
 	if err := json.Unmarshal(r.object, e); err != nil {
 		return nil, fmt.Errorf("archived execution %s/%s: %w", r.namespace, r.id, err)
 	}
+	r.putOutputs(e)
+	return e, nil
+}
+
+// putOutputs puts the row's outputs, which have their own columns, into e.
+func (r *row) putOutputs(e *fnv1.Execution) {
 	e.Status.Response, e.Status.Stdout, e.Status.Stderr = r.response, r.logs, r.errors
 	if len(r.responseHeaders) > 0 {
 		e.Status.ResponseHeaders = r.responseHeaders
 	}
-	return e, nil
 }

@@ -256,19 +256,24 @@ func cpuOf(p Proc) time.Duration {
 // the machine's 1.97 busy (2 cores)".
 func (m *CPUMeter) Stop() string {
 	wall := time.Since(m.t).Seconds()
-	var parts []string
+	var (
+		parts []string
+		named time.Duration
+	)
 	for i, p := range m.procs {
 		end := cpuOf(p)
 		if end < 0 || m.start[i] < 0 {
 			parts = append(parts, p.Name+" ?")
 			continue
 		}
+		named += end - m.start[i]
 		parts = append(parts, fmt.Sprintf("%s %.2f", p.Name, (end-m.start[i]).Seconds()/wall))
 	}
 	busy, err := MachineBusy()
 	machine := "?"
 	if err == nil {
 		machine = fmt.Sprintf("%.2f", (busy-m.busy).Seconds()/wall)
+		parts = append(parts, fmt.Sprintf("everything else %.2f", (busy-m.busy-named).Seconds()/wall))
 	}
 	return fmt.Sprintf("CPU in cores: %s, of the machine's %s busy (%d cores)", strings.Join(parts, ", "), machine, runtime.NumCPU())
 }

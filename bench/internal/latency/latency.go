@@ -143,20 +143,31 @@ func createFunctions(ctx context.Context, c client.Client, ns string, withNode b
 		Spec:       fnv1.FunctionSpec{Image: Image, Command: []string{"true"}, Timeout: 30},
 	}}
 	if withNode {
-		fns = append(fns, &fnv1.Function{
-			ObjectMeta: metav1.ObjectMeta{Name: nodeFunction, Namespace: ns},
-			Spec: fnv1.FunctionSpec{Runtime: NodeRuntime, Entrypoint: nodeEntrypoint, Timeout: 30,
-				Code: &fnv1.CodeSource{Inline: map[string]string{nodeEntrypoint: nodeCode}}},
-		})
+		fns = append(fns, NodeFunction(ns, nodeFunction, 30))
 	}
 	for _, fn := range fns {
 		if err := c.Create(ctx, fn); err != nil {
 			return err
 		}
 	}
+	return WaitReady(ctx, c, fns...)
+}
+
+// NodeFunction is a no-op v4 Node.js function of the node-20 catalog
+// runtime, whose image carries the runner: its pod has no init container.
+func NodeFunction(ns, name string, timeout int32) *fnv1.Function {
+	return &fnv1.Function{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: fnv1.FunctionSpec{Runtime: NodeRuntime, Entrypoint: nodeEntrypoint, Timeout: timeout,
+			Code: &fnv1.CodeSource{Inline: map[string]string{nodeEntrypoint: nodeCode}}},
+	}
+}
+
+// WaitReady waits (up to a minute) until the Functions are Ready.
+func WaitReady(ctx context.Context, c client.Client, fns ...*fnv1.Function) error {
 	for _, fn := range fns {
 		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: fn.Name}, fn)
+			err := c.Get(ctx, types.NamespacedName{Namespace: fn.Namespace, Name: fn.Name}, fn)
 			return err == nil && meta.IsStatusConditionTrue(fn.Status.Conditions, fnv1.FunctionReady), client.IgnoreNotFound(err)
 		})
 		if err != nil {
