@@ -339,10 +339,43 @@ func (p listPlan) archiveQuery(namespace, function, user string, liveUIDs []stri
 	if cur != nil {
 		where = append(where, b.beyond(keys, *cur, back))
 	}
-	return archive.ListQuery{
+	q := archive.ListQuery{
 		Where: strings.Join(where, " AND "), CountWhere: count, CountArgs: countArgs,
 		OrderBy: orderBy(keys, back), Args: b.args, Limit: n,
 	}
+	if statuses, ok := p.countedStatuses(); ok {
+		q.Counted = &archive.StatusCount{Namespace: namespace, FunctionID: function, Statuses: statuses, Exclude: liveUIDs}
+		if user != "" {
+			q.Counted.User = &user
+		}
+	}
+	return q
+}
+
+// countedStatuses tells whether the archive's per-status counts give the
+// plan's total, and for which statuses (nil: all): so they do with no
+// search and no filter, or only equal on the status a format shows as
+// stored (1.4 and 1.5 show some completed records as failed).
+func (p listPlan) countedStatuses() ([]string, bool) {
+	if len(p.search) > 0 || len(p.filters) > 1 {
+		return nil, false
+	}
+	if len(p.filters) == 0 {
+		return nil, true
+	}
+	q := p.filters[0]
+	if q.Method != qEqual || q.Attribute != "status" || len(q.Values) == 0 || (p.f.atLeast(v1_4) && !p.f.atLeast(v1_6)) {
+		return nil, false
+	}
+	statuses := make([]string, len(q.Values))
+	for i, v := range q.Values {
+		s, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		statuses[i] = s
+	}
+	return statuses, true
 }
 
 // mergePage is the plan's page of the records of several lists, each

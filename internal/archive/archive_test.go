@@ -48,6 +48,7 @@ func TestStore(t *testing.T) {
 	t.Run("migrations", func(t *testing.T) { testMigrations(t, newDB(t)) })
 	t.Run("put and get", func(t *testing.T) { testPutGet(t, open(t, newDB(t))) })
 	t.Run("list", func(t *testing.T) { testList(t, open(t, newDB(t))) })
+	t.Run("counts under concurrent writers", func(t *testing.T) { testCountsUnderConcurrentWriters(t, open(t, newDB(t))) })
 	t.Run("bad records", func(t *testing.T) { testBadRecords(t, open(t, newDB(t))) })
 	t.Run("retention", func(t *testing.T) { testDeleteFinishedBefore(t, open(t, newDB(t))) })
 	t.Run("metrics", func(t *testing.T) { testRefresh(t, open(t, newDB(t))) })
@@ -211,6 +212,7 @@ func testPutGet(t *testing.T, s *Store) {
 	if has, err := s.Has(ctx, "00000000-0000-4000-8000-000000000000"); err != nil || has {
 		t.Fatalf("Has(unknown) = %v, %v", has, err)
 	}
+	checkCounts(t, s)
 }
 
 // List reads a page and its count in one call, and a page listed again
@@ -249,6 +251,42 @@ func testList(t *testing.T, s *Store) {
 	}
 	if page, total, err := s.List(ctx, q, 0); err != nil || total != 0 || len(page) != 2 {
 		t.Fatalf("without a count: total %d, %d records, %v", total, len(page), err)
+	}
+	// The same total from the per-status counts, less a record still an
+	// object; and for one user; and capped.
+	alice := "alice"
+	for _, c := range []struct {
+		counted *StatusCount
+		limit   int
+		want    int
+	}{
+		{&StatusCount{Namespace: "p1", FunctionID: "fn", Statuses: []string{"completed"}}, 10, 4},
+		{&StatusCount{Namespace: "p1", FunctionID: "fn", Statuses: []string{"completed"}, Exclude: []string{string(want[0].UID)}}, 10, 3},
+		{&StatusCount{Namespace: "p1", FunctionID: "fn"}, 10, 5},
+		{&StatusCount{Namespace: "p1", FunctionID: "fn"}, 2, 2},
+		{&StatusCount{Namespace: "p1", FunctionID: "fn", User: &alice}, 10, 0},
+		{&StatusCount{Namespace: "p1", FunctionID: "fn", Statuses: []string{"failed", "completed"}, User: &want[0].Spec.UserID}, 10, 5},
+	} {
+		q.Counted = c.counted
+		if _, total, err := s.List(ctx, q, c.limit); err != nil || total != c.want {
+			t.Errorf("%+v (limit %d): total %d, %v; want %d", *c.counted, c.limit, total, err, c.want)
+		}
+	}
+	checkCounts(t, s)
+}
+
+// checkCounts fails unless the per-status counts are those of the rows.
+func checkCounts(t *testing.T, s *Store) {
+	t.Helper()
+	const diff = `SELECT count(*) FROM (
+		(SELECT namespace, function_id, user_id, status, n FROM execution_counts WHERE n <> 0
+		 EXCEPT SELECT namespace, function_id, user_id, status, count(*) FROM executions GROUP BY 1, 2, 3, 4)
+		UNION ALL
+		(SELECT namespace, function_id, user_id, status, count(*) FROM executions GROUP BY 1, 2, 3, 4
+		 EXCEPT SELECT namespace, function_id, user_id, status, n FROM execution_counts WHERE n <> 0)) AS d`
+	var wrong int
+	if err := s.pool.QueryRow(context.Background(), diff).Scan(&wrong); err != nil || wrong != 0 {
+		t.Fatalf("%d per-status counts differ from the rows (%v)", wrong, err)
 	}
 }
 
@@ -296,6 +334,7 @@ func testDeleteFinishedBefore(t *testing.T, s *Store) {
 	if _, err := s.DeleteFinishedBefore(ctx, cutoff, 0); err == nil {
 		t.Error("a batch of 0 was accepted")
 	}
+	checkCounts(t, s)
 }
 
 func testRefresh(t *testing.T, s *Store) {
@@ -411,4 +450,54 @@ func testDeleteRacesPut(t *testing.T, s *Store) {
 			t.Fatalf("round %d: the deleted record is archived (%v)", i, err)
 		}
 	}
+	checkCounts(t, s)
+}
+
+// Writers of one function's records (several statuses and users in each
+// batch, some written twice) and retention passes at the same time: none
+// fails (the counters are locked in one order) and the counts stay exact.
+func testCountsUnderConcurrentWriters(t *testing.T, s *Store) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 6 {
+		wg.Go(func() {
+			for round := range 10 {
+				var batch []*fnv1.Execution
+				for i := range 20 {
+					n := (w*10+round)*20 + i
+					e := finished("p1", "fn", fmt.Sprintf("w%d", n), t0.Add(time.Duration(n)*time.Second))
+					e.UID = types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012d", n))
+					e.Spec.UserID = []string{"", "alice", "bob"}[n%3]
+					if n%4 == 0 {
+						e.Status.Status = fnv1.PhaseFailed
+					}
+					batch = append(batch, e)
+				}
+				// Rewrite part of the previous round too, as a retried archive would.
+				if err := s.Put(ctx, batch...); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.Put(ctx, batch[:5]...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 20 {
+			if _, err := s.DeleteFinishedBefore(ctx, t0.Add(time.Duration(i*60)*time.Second), 7); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	checkCounts(t, s)
 }

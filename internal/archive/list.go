@@ -22,6 +22,40 @@ type ListQuery struct {
 	Args              []any
 	// Limit is how many records the page needs at most.
 	Limit int
+	// Counted, when set, gives the total in place of CountWhere.
+	Counted *StatusCount
+}
+
+// StatusCount is a total read from the per-status counts (migration
+// 0003) rather than counted row by row: the records of a function (of one
+// user, when User is set) whose status is one of Statuses (none: any),
+// less those whose UIDs are in Exclude (still objects, which the facade
+// counts itself).
+type StatusCount struct {
+	Namespace, FunctionID string
+	User                  *string
+	Statuses              []string
+	Exclude               []string
+}
+
+// sql is the statement of c's total, and its arguments.
+func (c *StatusCount) sql() (string, []any) {
+	args := []any{c.Namespace, c.FunctionID}
+	where := "namespace = $1 AND function_id = $2"
+	if c.User != nil {
+		args = append(args, *c.User)
+		where += fmt.Sprintf(" AND user_id = $%d", len(args))
+	}
+	if len(c.Statuses) > 0 {
+		args = append(args, c.Statuses)
+		where += fmt.Sprintf(" AND status = ANY($%d::text[])", len(args))
+	}
+	counted := "SELECT coalesce(sum(n), 0)::bigint FROM execution_counts WHERE " + where
+	if len(c.Exclude) == 0 {
+		return counted, args
+	}
+	args = append(args, c.Exclude)
+	return fmt.Sprintf("SELECT (%s) - (SELECT count(*) FROM executions WHERE uid = ANY($%d::uuid[]) AND %s)", counted, len(args), where), args
 }
 
 // decodedEntries bounds the objects List keeps decoded: a page's few
@@ -43,7 +77,11 @@ func (s *Store) List(ctx context.Context, q ListQuery, countLimit int) ([]*fnv1.
 	batch := &pgx.Batch{}
 	args := append(q.Args[:len(q.Args):len(q.Args)], q.Limit)
 	batch.Queue(fmt.Sprintf("SELECT %s FROM executions WHERE %s ORDER BY %s LIMIT $%d", columns, q.Where, q.OrderBy, len(args)), args...)
-	if countLimit > 0 {
+	switch {
+	case countLimit > 0 && q.Counted != nil:
+		sql, args := q.Counted.sql()
+		batch.Queue(sql, args...)
+	case countLimit > 0:
 		countArgs := append(q.Args[:q.CountArgs:q.CountArgs], countLimit)
 		batch.Queue(fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM executions WHERE %s LIMIT $%d) AS page", q.CountWhere, len(countArgs)), countArgs...)
 	}
@@ -63,13 +101,13 @@ func (s *Store) List(ctx context.Context, q ListQuery, countLimit int) ([]*fnv1.
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing the archive: %w", err)
 	}
-	var n int
+	var n int64
 	if countLimit > 0 {
 		if err := results.QueryRow().Scan(&n); err != nil {
 			return nil, 0, fmt.Errorf("counting in the archive: %w", err)
 		}
 	}
-	return execs, n, results.Close()
+	return execs, int(min(n, int64(countLimit))), results.Close()
 }
 
 // decode is r.execution(), from the kept object when there is one.

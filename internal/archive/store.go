@@ -1,9 +1,11 @@
 package archive
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +44,11 @@ func (s *Store) Put(ctx context.Context, execs ...*fnv1.Execution) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	// In the order the counters' triggers lock their rows.
+	slices.SortFunc(rows, func(a, b row) int {
+		return cmp.Or(cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.functionID, b.functionID),
+			cmp.Compare(a.userID, b.userID), cmp.Compare(a.status, b.status))
+	})
 	if err := s.Migrate(ctx); err != nil {
 		return err
 	}
