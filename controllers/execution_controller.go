@@ -47,7 +47,13 @@ type ExecutionReconciler struct {
 	MaxRunningPerNamespace int
 
 	admission admission
+	own       ownWrites
+	deleted   sentDeletes
 }
+
+// ownWriteGrace is how long a reconcile waits for the cache to show the
+// operator's own last write to an Execution (see ownWrites).
+const ownWriteGrace = 10 * time.Second
 
 // +kubebuilder:rbac:groups=functions.kfn.dev,resources=executions,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups=functions.kfn.dev,resources=executions/status,verbs=get;update;patch
@@ -66,6 +72,11 @@ func (r *ExecutionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	exec := &fnv1.Execution{}
 	if err := r.Get(ctx, req.NamespacedName, exec); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if wait := r.own.behind(exec); wait > 0 {
+		// The watch event of that write reconciles again; the requeue is
+		// for when another client's write came after it.
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	if exec.Status.Status.IsFinished() {
 		// Only cleanup is left. exec may be a trimmed cached copy
@@ -156,6 +167,7 @@ func (r *ExecutionReconciler) ownByFunction(ctx context.Context, exec *fnv1.Exec
 	if err := r.Patch(ctx, exec, patch); err != nil {
 		return fmt.Errorf("owning execution by its function: %w", err)
 	}
+	r.own.wrote(exec)
 	return nil
 }
 
@@ -303,6 +315,7 @@ func (r *ExecutionReconciler) writeStatus(ctx context.Context, exec *fnv1.Execut
 	if err := r.Status().Update(ctx, exec); err != nil {
 		return err
 	}
+	r.own.wrote(exec)
 	if before != status.Status {
 		r.recordTransition(exec)
 	}
@@ -350,11 +363,12 @@ func (r *ExecutionReconciler) deleteJob(ctx context.Context, exec *fnv1.Executio
 	if err := r.Get(ctx, key, job); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if !metav1.IsControlledBy(job, exec) || job.DeletionTimestamp != nil {
+	if !metav1.IsControlledBy(job, exec) || job.DeletionTimestamp != nil || r.deleted.sent(job.UID) {
 		return nil
 	}
 	err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &job.UID})
 	if err == nil {
+		r.deleted.add(job.UID)
 		log.FromContext(ctx).V(1).Info("deleted job after capturing the result", "job", job.Name)
 	}
 	return client.IgnoreNotFound(err)
@@ -375,6 +389,7 @@ func (r *ExecutionReconciler) getLive(ctx context.Context, key types.NamespacedN
 // pods, new request Secrets (both labelled with the Execution's name), and
 // Executions that finish, for those waiting for their slots.
 func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.own, r.deleted = newOwnWrites(r.Clock, ownWriteGrace), newSentDeletes()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&fnv1.Execution{}).
 		Owns(&batchv1.Job{}).

@@ -247,9 +247,25 @@ func (b *bench) operatorWriteRows(n int, s0, s1, s2 scrapes) {
 		atMost(perExec, maxOperatorWrites, fmt.Sprintf("≤ %d", maxOperatorWrites)))
 	b.r.rawf("B2 manager rest_client_requests_total during the kfn burst, per execution: %s; GET %.2f; idle (lease renewals etc.) %.0f writes in %.0f s of the bare phase, scaled to the kfn phase: %.0f, subtracted: %.2f writes/execution",
 		strings.Join(parts, ", "), busy["GET"]/float64(n), sum(idle)-idle["GET"], idleTime, mgrIdle, perExec)
+	refused := kbench.Delta(s1.mgr.By("rest_client_requests_total", "method", "code"), s2.mgr.By("rest_client_requests_total", "method", "code"))
+	var refusedParts []string
+	for _, k := range kbench.SortedKeys(refused) {
+		method, code, _ := strings.Cut(k, "|")
+		if method != "GET" && !strings.HasPrefix(code, "2") {
+			refusedParts = append(refusedParts, fmt.Sprintf("%s %s %.2f", method, code, refused[k]/float64(n)))
+		}
+	}
+	b.r.rawf("B2 manager writes refused by the kube-apiserver during the kfn burst, per execution: %s", orNone(refusedParts))
 	fw := kbench.Delta(mw(s1.fac), mw(s2.fac))
 	b.r.rawf("B2 facade rest_client_requests_total during the kfn burst, per execution: POST %.2f, PUT %.2f, PATCH %.2f, DELETE %.2f, GET %.2f",
 		fw["POST"]/float64(n), fw["PUT"]/float64(n), fw["PATCH"]/float64(n), fw["DELETE"]/float64(n), fw["GET"]/float64(n))
+}
+
+func orNone(parts []string) string {
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // failureReasons counts the failed executions of a namespace by reason.
