@@ -38,6 +38,8 @@ type managerOptions struct {
 	maxRecordBytes int
 	// maxRunningPerNamespace caps running Executions per namespace (0: none).
 	maxRunningPerNamespace int
+	// executionWorkers reconcile that many Executions at once.
+	executionWorkers int
 	// functionResources, tmpSizeLimit and runnerDirSizeLimit bound function
 	// pods (controllers.FunctionDefaults).
 	functionResources  string
@@ -99,6 +101,8 @@ func parseManagerFlags(args []string) (managerOptions, *zap.Options, error) {
 			o.maxRunningPerNamespace = n
 			return nil
 		})
+	fs.IntVar(&o.executionWorkers, "execution-workers", 8,
+		"executions reconciled at once: each waits on the API server (a Job created, a status written, a result read from the pod's log), so one worker would hold a burst to its round trips")
 	bindFunctionDefaultsFlags(fs, &o)
 	fs.StringVar(&o.watchResources, "watch-resources", "",
 		"comma-separated group/version/resource list (core group: v1/configmaps) whose changes are events for functions, as <resource>.<namespace>.<name>.<action>; grant the operator get, list and watch on them")
@@ -314,6 +318,7 @@ func setUpExecutionControllers(mgr ctrl.Manager, o managerOptions, catalog contr
 		MaxRecordBytes: o.maxRecordBytes,
 
 		MaxRunningPerNamespace: o.maxRunningPerNamespace,
+		Workers:                o.executionWorkers,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -45,6 +46,9 @@ type ExecutionReconciler struct {
 	// MaxRunningPerNamespace caps the Executions running at once in one
 	// namespace, whatever their Functions (0: no cap); see admission.go.
 	MaxRunningPerNamespace int
+	// Workers reconcile that many Executions at once (at least one);
+	// admission's mutex orders their slot decisions.
+	Workers int
 
 	admission admission
 	own       ownWrites
@@ -403,6 +407,7 @@ func (r *ExecutionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			})).
 		Watches(&fnv1.Function{}, handler.EnqueueRequestsFromMapFunc(r.waitingExecutions)).
 		Watches(&fnv1.Execution{}, r.slotEvents()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Workers)}).
 		Named("execution").
 		Complete(r)
 }

@@ -91,7 +91,7 @@ func setUpControllers(mgr ctrl.Manager) error {
 		Client: c, APIReader: mgr.GetAPIReader(), Scheme: scheme,
 		Recorder: mgr.GetEventRecorder("kfn-execution"), Clock: testClock, Logs: testLogs,
 		Runtimes: testRuntimes, MaxRecordBytes: testMaxRecordBytes,
-		Jobs: jobs, MaxRunningPerNamespace: testNamespaceCap,
+		Jobs: jobs, MaxRunningPerNamespace: testNamespaceCap, Workers: 4,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -303,9 +303,10 @@ func createFunction(t *testing.T, env *kbench.Env, ns, name string) {
 	}
 }
 
-// enableArchive upgrades the release to read the archive at dsn, and
+// enableArchive upgrades the release to read the archive at dsn (and
+// helmSets), and
 // restores its values when the test ends.
-func enableArchive(t *testing.T, env *kbench.Env, dsn string) {
+func enableArchive(t *testing.T, env *kbench.Env, dsn string, helmSets ...string) {
 	t.Helper()
 	values := filepath.Join(t.TempDir(), "values.yaml")
 	if err := os.WriteFile(values, []byte(helm(t, "get", "values", "kfn", "--output", "yaml")), 0o600); err != nil {
@@ -319,8 +320,8 @@ func enableArchive(t *testing.T, env *kbench.Env, dsn string) {
 	t.Cleanup(func() {
 		helm(t, "upgrade", "kfn", "../../charts/kfn", "--reset-values", "--values", values, "--wait", "--timeout", "180s")
 	})
-	helm(t, "upgrade", "kfn", "../../charts/kfn", "--reuse-values", "--set", "archive.enabled=true",
-		"--set", "archive.secretName="+secretName, "--wait", "--timeout", "180s")
+	helm(t, append([]string{"upgrade", "kfn", "../../charts/kfn", "--reuse-values", "--set", "archive.enabled=true",
+		"--set", "archive.secretName=" + secretName, "--wait", "--timeout", "180s"}, helmSets...)...)
 	for _, d := range []string{"kfn-manager", "kfn-apiserver"} {
 		if err := env.WaitDeployment(context.Background(), kfnNamespace, d, 3*time.Minute); err != nil {
 			t.Fatal(err)
