@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,6 +52,9 @@ type Env struct {
 
 // NewEnv connects to the cluster in $KUBECONFIG (or --kubeconfig).
 func NewEnv(qps float32, burst int) (*Env, error) {
+	// The clients log nothing a benchmark reports; without a logger
+	// controller-runtime prints a warning with a stack instead.
+	ctrl.SetLogger(logr.Discard())
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return nil, err
