@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 
 	"github.com/gin-gonic/gin"
@@ -116,6 +117,10 @@ func writeJSON(c *gin.Context, code int, body any) {
 		abort(c, internalError(err))
 		return
 	}
+	// With its length known the answer is not chunked: one write
+	// (syscall) less per answer, the final chunk's, which the B3 profile
+	// showed in a third of the facade's CPU spent writing.
+	c.Header("Content-Length", strconv.Itoa(len(raw)))
 	c.Data(code, "application/json; charset=utf-8", raw)
 	if cap(raw) <= maxPooledJSON {
 		*buf = raw
