@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fnv1 "github.com/kfn-dev/kfn/api/v1alpha1"
@@ -66,6 +67,26 @@ func TestArchiveKeepsUpWithABurst(t *testing.T) {
 	defer conn.Close(ctx)
 
 	start := time.Now()
+	createBurst(ctx, t, facade, p)
+	f := follow(ctx, t, env, conn, p.Namespace, start)
+	fmt.Printf("\n| burst of %d, keep-live %s | seconds after the burst's creates began |\n|---|---|\n", *burst, *keepLive)
+	fmt.Printf("| all finished | %.1f s (%.2f runs/s) |\n", f.allFinished.Seconds(), float64(*burst)/f.allFinished.Seconds())
+	fmt.Printf("| all archived | %.1f s (%.2f rows/s); at most %d finished records not yet archived at once |\n",
+		f.allArchived.Seconds(), float64(*burst)/f.allArchived.Seconds(), f.maxBacklog)
+	fmt.Printf("| no object left (etcd holds only live and keep-live records) | %.1f s: %.1f s after the last run finished (each object goes its keep-live after its own run) |\n",
+		f.objectsGone.Seconds(), (f.objectsGone - f.allFinished).Seconds())
+	fmt.Printf("at the end: %d rows, %d objects, load average %s\n", f.archived, f.objects, kbench.LoadAverage())
+	if f.archived != *burst || f.allArchived == 0 {
+		t.Fatalf("%d of %d records archived", f.archived, *burst)
+	}
+	if f.objectsGone == 0 {
+		t.Errorf("%d objects left %s after the burst (keep-live %s)", f.objects, time.Since(start).Round(time.Second), *keepLive)
+	}
+}
+
+// createBurst creates the burst's async executions from 32 clients.
+func createBurst(ctx context.Context, t *testing.T, facade *kbench.Facade, p *kbench.Project) {
+	t.Helper()
 	var created atomic.Int64
 	var wg sync.WaitGroup
 	next := make(chan struct{})
@@ -89,55 +110,51 @@ func TestArchiveKeepsUpWithABurst(t *testing.T) {
 	if int(created.Load()) != *burst {
 		t.Fatalf("%d of %d executions created", created.Load(), *burst)
 	}
+}
 
-	// Follow until every record is archived and no object is left, or
-	// the keep-live plus three minutes have passed.
-	var (
-		allFinished, allArchived, objectsGone time.Duration
-		maxBacklog, finished, archived, objs  int
-	)
-	deadline := start.Add(*keepLive + 5*time.Minute)
-	for time.Now().Before(deadline) {
+// followed is what follow saw: when (since the start) every run had
+// finished, every record was archived and no object was left; the most
+// finished records not yet archived at once; the last counts.
+type followed struct {
+	allFinished, allArchived, objectsGone time.Duration
+	maxBacklog, archived, objects         int
+}
+
+// follow counts, every quarter second, the namespace's finished runs (a
+// finished record is an object or a row, or both), its archived rows and
+// its objects, until no object is left or the keep-live plus five minutes
+// have passed.
+func follow(ctx context.Context, t *testing.T, env *kbench.Env, conn *pgx.Conn, ns string, start time.Time) followed {
+	t.Helper()
+	var f followed
+	for deadline := start.Add(*keepLive + 5*time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		var list fnv1.ExecutionList
-		if err := env.Client.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
+		if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
 		}
-		objs = len(list.Items)
+		f.objects = len(list.Items)
 		live := 0
 		for _, e := range list.Items {
 			if !e.Status.Status.IsFinished() {
 				live++
 			}
 		}
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM executions WHERE namespace = $1", p.Namespace).Scan(&archived); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM executions WHERE namespace = $1", ns).Scan(&f.archived); err != nil {
 			t.Fatal(err)
 		}
-		// A finished record is an object or a row, or both.
-		finished = *burst - live
-		maxBacklog = max(maxBacklog, finished-archived)
+		finished := *burst - live
+		f.maxBacklog = max(f.maxBacklog, finished-f.archived)
 		at := time.Since(start)
-		if finished == *burst && allFinished == 0 {
-			allFinished = at
+		if finished == *burst && f.allFinished == 0 {
+			f.allFinished = at
 		}
-		if archived == *burst && allArchived == 0 {
-			allArchived = at
+		if f.archived == *burst && f.allArchived == 0 {
+			f.allArchived = at
 		}
-		if objs == 0 && objectsGone == 0 {
-			objectsGone = at
+		if f.objects == 0 {
+			f.objectsGone = at
 			break
 		}
-		time.Sleep(250 * time.Millisecond)
 	}
-	fmt.Printf("\n| burst of %d, keep-live %s | seconds after the burst's creates began |\n|---|---|\n", *burst, *keepLive)
-	fmt.Printf("| all finished | %.1f s (%.2f runs/s) |\n", allFinished.Seconds(), float64(*burst)/allFinished.Seconds())
-	fmt.Printf("| all archived | %.1f s (%.2f rows/s); at most %d finished records not yet archived at once |\n", allArchived.Seconds(), float64(*burst)/allArchived.Seconds(), maxBacklog)
-	fmt.Printf("| no object left (etcd holds only live and keep-live records) | %.1f s: %.1f s after the last run finished (each object goes its keep-live after its own run) |\n",
-		objectsGone.Seconds(), (objectsGone - allFinished).Seconds())
-	fmt.Printf("at the end: %d rows, %d objects, load average %s\n", archived, objs, kbench.LoadAverage())
-	if archived != *burst || allArchived == 0 {
-		t.Fatalf("%d of %d records archived", archived, *burst)
-	}
-	if objectsGone == 0 {
-		t.Errorf("%d objects left %s after the burst (keep-live %s)", objs, time.Since(start).Round(time.Second), *keepLive)
-	}
+	return f
 }

@@ -122,7 +122,9 @@ const (
 	targetClients = 8
 	targetRate    = 5000 // req/s
 	targetVsAPI   = 20   // × the kube-apiserver's own list
-	targetP99     = 5    // ms
+	// targetVsAPIRecords: the ratio's target holds from this many records.
+	targetVsAPIRecords = 10000
+	targetP99          = 5 // ms
 )
 
 // listRun measures the list at n records with clients clients on both
@@ -145,8 +147,12 @@ func (b *bench) listRun(ctx context.Context, hc *http.Client, host string, p *kb
 	}
 	rateGoal, p99Goal := noGoal, noGoal
 	if clients == targetClients {
-		rateGoal = atLeast(facade.Rate(), targetRate, fmt.Sprintf("≥ %d/s", targetRate)).
-			and(atLeast(facade.Rate()/api.Rate(), targetVsAPI, fmt.Sprintf("≥ %d×", targetVsAPI)))
+		rateGoal = atLeast(facade.Rate(), targetRate, fmt.Sprintf("≥ %d/s", targetRate))
+		// The issue sets the ratio at 10 000 records and more: with fewer
+		// the kube-apiserver's own list is cheap too.
+		if n >= targetVsAPIRecords {
+			rateGoal = rateGoal.and(atLeast(facade.Rate()/api.Rate(), targetVsAPI, fmt.Sprintf("≥ %d×", targetVsAPI)))
+		}
 		p99Goal = atMost(facade.P(99), targetP99, fmt.Sprintf("≤ %d ms", targetP99))
 	}
 	b.r.row(name+": req/s", kfnRate, fmt.Sprintf("%.0f", api.Rate()), kbench.Ratio(facade.Rate(), api.Rate()), rateGoal)
