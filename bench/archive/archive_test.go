@@ -239,14 +239,7 @@ func measure(ctx context.Context, t *testing.T, facade *kbench.Facade, p *kbench
 // cpuProcs are the processes a read run keeps busy; PostgreSQL's (a
 // process per connection) are most of the meter's "everything else".
 func cpuProcs() []kbench.Proc {
-	kfn := func(component string) func() (int, error) {
-		return func() (int, error) { return kbench.FindProcess("/kfn", component) }
-	}
-	return []kbench.Proc{
-		{Name: "load generator", Find: func() (int, error) { return os.Getpid(), nil }},
-		{Name: "facade", Find: kfn("apiserver")},
-		{Name: "manager", Find: kfn("manager")},
-	}
+	return []kbench.Proc{kbench.LoadGenerator, kbench.KfnProc("facade", "apiserver"), kbench.KfnProc("manager", "manager")}
 }
 
 // rss reads a kfn process's resident memory (the node is this machine),

@@ -307,8 +307,7 @@ func (b *bench) measureList(ctx context.Context, clients int, do func(context.Co
 // cpuProcs are the processes whose CPU a list run measures: this one,
 // the load generator, and the servers.
 func (b *bench) cpuProcs() []kbench.Proc {
-	self := kbench.Proc{Name: "load generator", Find: func() (int, error) { return os.Getpid(), nil }}
-	return append([]kbench.Proc{self}, b.serverProcs()...)
+	return append([]kbench.Proc{kbench.LoadGenerator}, b.serverProcs()...)
 }
 
 // profileFacade fetches a CPU profile of the facade for about d (its

@@ -58,15 +58,12 @@ func (b *bench) liveHeap(ctx context.Context, deployment string) int64 {
 
 // serverProcs are the processes that serve and hold the records.
 func (b *bench) serverProcs() []kbench.Proc {
-	kfn := func(component string) func() (int, error) {
-		return func() (int, error) { return kbench.FindProcess("/kfn", component) }
-	}
 	pidFile := func(name string) func() (int, error) {
 		return func() (int, error) { return b.env.PIDFile(name) }
 	}
 	return []kbench.Proc{
-		{Name: "manager", Find: kfn("manager")},
-		{Name: "facade", Find: kfn("apiserver")},
+		kbench.KfnProc("manager", "manager"),
+		kbench.KfnProc("facade", "apiserver"),
 		{Name: "kube-apiserver", Find: pidFile("kube-apiserver")},
 		{Name: "etcd", Find: pidFile("etcd")},
 	}

@@ -220,6 +220,15 @@ type Proc struct {
 	Find func() (int, error)
 }
 
+// LoadGenerator is this process, which sends a benchmark's requests.
+var LoadGenerator = Proc{Name: "load generator", Find: func() (int, error) { return os.Getpid(), nil }}
+
+// KfnProc is the kfn process running component ("manager", "apiserver"),
+// found by its command line on this machine (the node).
+func KfnProc(name, component string) Proc {
+	return Proc{Name: name, Find: func() (int, error) { return FindProcess("/kfn", component) }}
+}
+
 // CPUMeter measures the CPU the processes and the whole machine use over
 // an interval.
 type CPUMeter struct {
